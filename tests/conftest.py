@@ -1,0 +1,157 @@
+"""Shared fixtures: an app on SQLite (default) or PostgreSQL (NHI_TEST_DB=postgresql).
+
+The schema is built once per session through the Alembic migrations (so they are tested too);
+every test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+
+from nhi import clock, create_app
+from nhi.extensions import db as _db
+from nhi.tokens import issue_token
+
+JWT_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+PG_ADMIN_URL = os.environ.get("NHI_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
+BACKEND = os.environ.get("NHI_TEST_DB", "sqlite")
+REQUIRE_SERVICES = os.environ.get("NHI_TEST_REQUIRE_SERVICES", "") not in ("", "0", "false")
+
+
+def _pg_available() -> bool:
+    try:
+        engine = sa.create_engine(f"{PG_ADMIN_URL}/postgres", connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def database_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if BACKEND == "sqlite":
+        yield "sqlite:///" + str(tmp_path_factory.mktemp("db") / "nhi.sqlite3")
+        return
+    if not _pg_available():
+        if REQUIRE_SERVICES:
+            pytest.fail("PostgreSQL is required (NHI_TEST_REQUIRE_SERVICES) but not reachable")
+        pytest.skip("PostgreSQL not reachable")
+    name = f"nhi_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(f"{PG_ADMIN_URL}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{PG_ADMIN_URL}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def base_config(database_uri: str) -> dict[str, Any]:
+    return {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_uri,
+        "JWT_SECRET_KEY": JWT_SECRET,
+        "REDIS_URL": None,
+    }
+
+
+@pytest.fixture(scope="session")
+def app(database_uri: str) -> Iterator[Flask]:
+    application = create_app(base_config(database_uri))
+    with application.app_context():
+        upgrade()
+        _db.session.remove()
+    yield application
+    with application.app_context():
+        _db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    clock.reset()
+    yield
+    clock.reset()
+    if "app" in request.fixturenames:
+        application: Flask = request.getfixturevalue("app")
+        with application.app_context():
+            _db.session.remove()
+            tables = list(reversed(_db.metadata.sorted_tables))
+            with _db.engine.begin() as conn:
+                for table in tables:
+                    conn.execute(table.delete())
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def ctx(app: Flask) -> Iterator[None]:
+    """An app context for reading stored state directly."""
+    with app.app_context():
+        yield
+        _db.session.remove()
+
+
+@pytest.fixture
+def db(ctx: None) -> Any:
+    return _db
+
+
+@pytest.fixture
+def tenant() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+TokenFactory = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def auth(app: Flask, tenant: uuid.UUID) -> TokenFactory:
+    """``auth("admin")`` → headers with a bearer token for a fresh human of ``tenant``."""
+
+    def make(
+        *roles: str,
+        sub: uuid.UUID | str | None = None,
+        tid: uuid.UUID | str | None = None,
+        ttl: int = 600,
+    ) -> dict[str, str]:
+        with app.app_context():
+            token, _ = issue_token(sub or uuid.uuid4(), tid or tenant, list(roles), ttl)
+        return {"Authorization": f"Bearer {token}"}
+
+    return make
+
+
+@pytest.fixture
+def admin(auth: TokenFactory) -> dict[str, str]:
+    return auth("admin")
+
+
+def assert_problem(resp: Any, status: int, *, field: str | None = None) -> dict[str, Any]:
+    """The response is RFC 9457 problem+json with ``status`` (and an error for ``field``)."""
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    assert resp.mimetype == "application/problem+json", resp.mimetype
+    body = resp.get_json()
+    assert body["status"] == status
+    assert isinstance(body["title"], str) and body["title"]
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert body["type"].startswith("https://")
+    assert "Traceback" not in resp.get_data(as_text=True)
+    if field is not None:
+        assert field in body.get("errors", {}), body
+    return body
