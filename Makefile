@@ -14,9 +14,11 @@ $(BIN)/flask: pyproject.toml
 
 install: $(BIN)/flask
 
-# Embedded default: SQLite in ./instance, jobs inline. Migrates first, then serves on :5000.
+# Embedded default: SQLite in ./instance, jobs inline. Migrates, seeds the demo tenant (idempotent,
+# prints how to sign in to the portal), then serves on :5000.
 run: install
 	$(BIN)/flask db upgrade
+	$(BIN)/flask demo
 	$(BIN)/flask run --host $${HOST:-127.0.0.1} --port $${PORT:-5000}
 
 worker: install

@@ -22,6 +22,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     load_config(app, config)
     logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
     from nhi import auth, cli, errors, models  # noqa: F401 - models register their tables
     from nhi.api import register as register_api
@@ -47,6 +48,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.register_error_handlers(app)
     auth.init_app(app)
     register_api(app, api)
+    from nhi.portal import bp as portal_bp
+
+    app.register_blueprint(portal_bp)
     cli.register(app)
     return app
 

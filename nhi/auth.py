@@ -134,7 +134,7 @@ def _authenticate() -> None:
         return
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
-    verify_jwt_in_request()
+    verify_jwt_in_request(locations=["headers"])
     claims = get_jwt()
     roles = tuple(claims["roles"])
     g.principal = Principal(

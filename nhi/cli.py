@@ -65,6 +65,21 @@ def seal(tenant_id: uuid.UUID) -> None:
     click.echo(f"sealed {audit_svc.seal_chain(tenant_id)} event(s)")
 
 
+@click.command("demo")
+def demo() -> None:
+    """Create (or keep) a demo tenant with users, identities and pending work, and say how to
+    sign in."""
+    from nhi.services.demo import seed_demo
+
+    result = seed_demo()
+    for line in result.created:
+        click.echo(f"created {line}")
+    click.echo(f"demo tenant {result.tenant_id}; portal: http://127.0.0.1:5000/portal")
+    for email, password, roles in result.users:
+        click.echo(f"  sign in as {email} / {password} ({', '.join(roles)})")
+
+
 def register(app: Flask) -> None:
+    app.cli.add_command(demo)
     for group in (users_cli, tokens_cli, audit_cli):
         app.cli.add_command(group)

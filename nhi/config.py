@@ -57,6 +57,9 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     app.config.from_prefixed_env("NHI")
     if overrides:
         app.config.update(overrides)
+    if str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite:///" + app.instance_path):
+        # As in Flask's tutorial: the embedded default lives in the instance folder.
+        os.makedirs(app.instance_path, exist_ok=True)
 
     cfg = app.config
     cfg["WEBHOOK_ALLOW_PRIVATE"] = _as_bool(cfg.get("WEBHOOK_ALLOW_PRIVATE"))
@@ -84,7 +87,18 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     cfg["JWT_ENCODE_AUDIENCE"] = cfg.get("JWT_AUDIENCE") or None
     cfg["JWT_DECODE_LEEWAY"] = int(cfg["JWT_LEEWAY_SECONDS"])
     cfg["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(seconds=int(cfg["ACCESS_TOKEN_TTL_SECONDS"]))
-    cfg["JWT_TOKEN_LOCATION"] = ["headers"]
+    # The API reads bearer headers only; the portal reads its cookie (scoped to /portal) only.
+    cfg["JWT_TOKEN_LOCATION"] = ["headers", "cookies"]
+    cfg["JWT_ACCESS_COOKIE_PATH"] = "/portal"
+    cfg["JWT_ACCESS_CSRF_COOKIE_PATH"] = "/portal"
+    cfg["JWT_COOKIE_SAMESITE"] = "Lax"
+    cfg["JWT_COOKIE_CSRF_PROTECT"] = True
+    cfg["JWT_CSRF_CHECK_FORM"] = True
+    cfg["JWT_SESSION_COOKIE"] = True
+    secure = cfg.get("PORTAL_COOKIE_SECURE")
+    cfg["JWT_COOKIE_SECURE"] = (
+        _as_bool(secure) if secure is not None else str(cfg.get("ENV")) == "production"
+    )
     cfg["JWT_IDENTITY_CLAIM"] = "sub"
     cfg["JWT_ERROR_MESSAGE_KEY"] = "detail"
 

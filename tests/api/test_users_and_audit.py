@@ -179,3 +179,21 @@ def test_audit_chain_detects_removed_rows(client, admin, db):
     db.session.commit()
     report = client.get("/nhi/audit/verify", headers=admin).get_json()
     assert report["intact"] is False and report["first_broken_index"] == 1
+
+
+def test_demo_command_is_idempotent_and_signs_in(app, client, db):
+    from nhi.models import Identity
+    from nhi.services.demo import DEMO_TENANT
+
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["demo"])
+    assert first.exit_code == 0, first.output
+    assert "reviewer@demo.nhi / demo-reviewer-pass" in first.output
+    second = runner.invoke(args=["demo"])
+    assert second.exit_code == 0 and "created" not in second.output
+    rows = db.session.execute(db.select(Identity)).scalars().all()
+    assert len(rows) == 5 and {r.tenant_id for r in rows} == {DEMO_TENANT}
+    resp = client.post(
+        "/nhi/auth/login", json={"email": "admin@demo.nhi", "password": "demo-admin-pass"}
+    )
+    assert resp.status_code == 200
