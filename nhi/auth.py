@@ -23,6 +23,7 @@ from nhi.principal import NHI_ROLES, Principal
 
 PUBLIC_ENDPOINTS: set[str] = {
     "api-docs.openapi_json",
+    "api-docs.openapi_swagger_ui",
     "health.healthz",
     "health.readyz",
     "auth.login",

@@ -37,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     "OPENAPI_VERSION": "3.1.0",
     "OPENAPI_URL_PREFIX": "/nhi",
     "OPENAPI_JSON_PATH": "openapi.json",
+    # Swagger UI at /nhi/docs, served from the vendored npm package (no CDN at runtime).
+    "OPENAPI_SWAGGER_UI_PATH": "docs",
+    "OPENAPI_SWAGGER_UI_URL": "/static/vendor/swagger-ui-5.35.0/",
     "JSON_SORT_KEYS": False,
     "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,
 }
