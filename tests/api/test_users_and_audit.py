@@ -7,7 +7,7 @@ import uuid
 import sqlalchemy as sa
 
 from nhi.models import AuditEvent, User
-from tests.conftest import assert_problem
+from tests.conftest import assert_problem, tamper
 
 SA = {"name": "svc", "owner_id": str(uuid.uuid4())}
 
@@ -159,10 +159,10 @@ def test_audit_chain_verifies_and_detects_tampering(client, admin, db):
     victim = db.session.execute(
         db.select(AuditEvent).where(AuditEvent.chain_index == 2)
     ).scalar_one()
-    db.session.execute(
-        sa.update(AuditEvent).where(AuditEvent.seq == victim.seq).values(reason="nothing to see")
+    tamper(
+        db,
+        sa.update(AuditEvent).where(AuditEvent.seq == victim.seq).values(reason="nothing to see"),
     )
-    db.session.commit()
     report = client.get("/nhi/audit/verify", headers=admin).get_json()
     assert report["intact"] is False and report["first_broken_index"] == 2
     assert report["first_broken_event_id"] == str(victim.id)
@@ -171,12 +171,10 @@ def test_audit_chain_verifies_and_detects_tampering(client, admin, db):
 def test_audit_chain_detects_removed_rows(client, admin, db):
     _make_history(client, admin)
     assert client.get("/nhi/audit/verify", headers=admin).get_json()["intact"] is True
-    db.session.execute(sa.delete(AuditEvent).where(AuditEvent.chain_index == 3))
-    db.session.commit()
+    tamper(db, sa.delete(AuditEvent).where(AuditEvent.chain_index == 3))
     report = client.get("/nhi/audit/verify", headers=admin).get_json()
     assert report["intact"] is False
-    db.session.execute(sa.delete(AuditEvent).where(AuditEvent.chain_index == 1))
-    db.session.commit()
+    tamper(db, sa.delete(AuditEvent).where(AuditEvent.chain_index == 1))
     report = client.get("/nhi/audit/verify", headers=admin).get_json()
     assert report["intact"] is False and report["first_broken_index"] == 1
 
@@ -197,3 +195,19 @@ def test_demo_command_is_idempotent_and_signs_in(app, client, db):
         "/nhi/auth/login", json={"email": "admin@demo.nhi", "password": "demo-admin-pass"}
     )
     assert resp.status_code == 200
+
+
+def test_postgres_refuses_changes_to_the_audit_log(client, admin, db):
+    import pytest
+    from sqlalchemy.exc import DBAPIError
+
+    if db.session.get_bind().dialect.name != "postgresql":
+        pytest.skip("the append-only trigger is PostgreSQL's")
+    _make_history(client, admin)
+    client.get("/nhi/audit/verify", headers=admin)
+    for stmt in (sa.update(AuditEvent).values(reason="rewritten"), sa.delete(AuditEvent)):
+        with pytest.raises(DBAPIError, match=r"append-only|immutable"):
+            db.session.execute(stmt)
+            db.session.flush()
+        db.session.rollback()
+    assert client.get("/nhi/audit/verify", headers=admin).get_json()["intact"] is True
