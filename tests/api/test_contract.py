@@ -226,3 +226,28 @@ def test_docs_page_is_public_and_uses_vendored_assets(client):
     assert "/static/vendor/swagger-ui-5.35.0/swagger-ui-bundle.js" in html
     assert "cdn" not in html.lower()
     assert client.get("/static/vendor/swagger-ui-5.35.0/swagger-ui-bundle.js").status_code == 200
+
+
+MUTATIONS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def test_other_humans_cannot_mutate_anything(app, client, auth):
+    """The role table: a human without admin/reviewer roles only reads."""
+    viewer = auth("viewer")
+    checked = 0
+    for method, path in _routes(app):
+        if method not in MUTATIONS or path in PUBLIC:
+            continue
+        assert_problem(client.open(path, method=method, json={}, headers=viewer), 403)
+        checked += 1
+    assert checked >= 10
+
+
+def test_unknown_ids_are_404_on_every_read_route(app, client, admin):
+    """No existence oracle: an id that is not in the caller's tenant reads as 404."""
+    checked = 0
+    for method, path in _routes(app):
+        if method == "GET" and re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-", path):
+            assert_problem(client.get(path, headers=admin), 404)
+            checked += 1
+    assert checked >= 2
