@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from nhi.api import audit, auth, health, identities
+from nhi.api import agent_authz, audit, auth, health, identities, tools
 from nhi.extensions import ProblemApi
 
 
@@ -15,6 +15,8 @@ def register(app: Flask, api: ProblemApi) -> None:
         identities.identities_blp,
         identities.service_accounts_blp,
         identities.agents_blp,
+        agent_authz.blp,
+        tools.blp,
         audit.blp,
     ):
         api.register_blueprint(blp)

@@ -80,7 +80,7 @@ AGENT_RATE = validate.Range(min=1, max=100_000, error="must be between 1 and 100
 
 class AgentCreateSchema(ServiceAccountCreateSchema):
     model = optional_text(200, allow_none=True)
-    max_actions_per_minute = fields.Integer(validate=AGENT_RATE)
+    max_actions_per_minute = fields.Integer(strict=True, validate=AGENT_RATE)
 
 
 class _UpdateBase(StrictSchema):
@@ -106,7 +106,7 @@ class ServiceAccountUpdateSchema(_UpdateBase):
 
 class AgentUpdateSchema(ServiceAccountUpdateSchema):
     model = optional_text(200, allow_none=True)
-    max_actions_per_minute = fields.Integer(validate=AGENT_RATE)
+    max_actions_per_minute = fields.Integer(strict=True, validate=AGENT_RATE)
 
 
 class TransferSchema(StrictSchema):

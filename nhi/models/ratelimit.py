@@ -1,0 +1,36 @@
+"""Rate-limit state for the embedded mode (no Redis): a lock row and a sliding log per key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from nhi.extensions import db
+from nhi.models.base import UTCDateTime
+
+
+class RateLimitKey(db.Model):  # type: ignore[name-defined]
+    """One row per limited key; writers lock it so that count-then-admit is exact."""
+
+    __tablename__ = "rate_limit_keys"
+
+    key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    touched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When hits older than the window were last deleted for this key.
+    pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RateLimitHit(db.Model):  # type: ignore[name-defined]
+    """One admitted action; hits older than the window are pruned by the next admissions."""
+
+    __tablename__ = "rate_limit_hits"
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    key: Mapped[str] = mapped_column(sa.String(100), nullable=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+    __table_args__ = (sa.Index("ix_rate_limit_hits_key_at", "key", "at"),)

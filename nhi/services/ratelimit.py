@@ -1,0 +1,126 @@
+"""Trailing-window rate limits that are exact across processes.
+
+With Redis: one Lua script per call (a sorted-set sliding log: prune, count, admit). Without it:
+the database, in the caller's transaction: an upsert that locks the key's row (on SQLite, the
+first write of the transaction takes the database's write lock), then one INSERT ... SELECT that
+admits only while fewer than ``limit`` hits fall in the window. Concurrent callers of one key are
+serialised by the lock, so exactly ``limit`` are admitted per window.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from redis import Redis
+from sqlalchemy.dialects import postgresql, sqlite
+
+from nhi.extensions import db
+from nhi.models.base import UTCDateTime
+from nhi.models.ratelimit import RateLimitHit, RateLimitKey
+
+WINDOW = timedelta(seconds=60)
+
+# KEYS[1] = log; ARGV = now_us, window_us, limit, member. Returns {admitted, oldest_us}.
+_LUA = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+if count < tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
+  return {1, 0}
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, oldest[2]}
+"""
+_scripts: dict[int, object] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class RateResult:
+    allowed: bool
+    retry_after: int = 0
+
+
+def _retry_after(oldest: datetime, now: datetime, window: timedelta) -> int:
+    return max(1, math.ceil((oldest + window - now).total_seconds()))
+
+
+def hit(
+    key: str, limit: int, now: datetime, *, redis: Redis | None, window: timedelta = WINDOW
+) -> RateResult:
+    """Count one action for ``key`` if fewer than ``limit`` happened in the trailing window."""
+    if redis is not None:
+        return _redis_hit(redis, key, limit, now, window)
+    return _db_hit(key, limit, now, window)
+
+
+def _micros(value: datetime) -> int:
+    return int(value.timestamp() * 1_000_000)
+
+
+def _redis_hit(redis: Redis, key: str, limit: int, now: datetime, window: timedelta) -> RateResult:
+    script = _scripts.get(id(redis))
+    if script is None:
+        script = redis.register_script(_LUA)
+        _scripts[id(redis)] = script
+    window_us = int(window.total_seconds() * 1_000_000)
+    admitted, oldest = script(  # type: ignore[operator]
+        keys=[f"nhi:rl:{key}"], args=[_micros(now), window_us, limit, uuid.uuid4().hex]
+    )
+    if int(admitted) == 1:
+        return RateResult(True)
+    oldest_at = datetime.fromtimestamp(float(oldest) / 1_000_000, now.tzinfo)
+    return RateResult(False, _retry_after(oldest_at, now, window))
+
+
+def _db_hit(key: str, limit: int, now: datetime, window: timedelta) -> RateResult:
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    cut = now - window
+    # Creates or locks the key's row until the caller's transaction ends.
+    stmt = insert(RateLimitKey).values(key=key, touched_at=now)
+    pruned_before = db.session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[RateLimitKey.key], set_={"touched_at": stmt.excluded.touched_at}
+        ).returning(RateLimitKey.pruned_at)
+    ).scalar_one()
+    if pruned_before is None or pruned_before <= cut:
+        # At most once a window per key: forget hits that can no longer count.
+        db.session.execute(
+            sa.delete(RateLimitHit).where(RateLimitHit.key == key, RateLimitHit.at <= cut)
+        )
+        db.session.execute(
+            sa.update(RateLimitKey).where(RateLimitKey.key == key).values(pruned_at=now)
+        )
+    in_window = (
+        sa.select(sa.func.count())
+        .select_from(RateLimitHit)
+        .where(RateLimitHit.key == key, RateLimitHit.at > cut)
+        .scalar_subquery()
+    )
+    admitted = db.session.execute(
+        sa.insert(RateLimitHit)
+        .from_select(
+            ["key", "at"],
+            sa.select(sa.literal(key, sa.String), sa.literal(now, UTCDateTime())).where(
+                in_window < limit
+            ),
+        )
+        .returning(RateLimitHit.id)
+    ).first()
+    if admitted is not None:
+        return RateResult(True)
+    oldest = db.session.execute(
+        sa.select(sa.func.min(RateLimitHit.at)).where(
+            RateLimitHit.key == key, RateLimitHit.at > cut
+        )
+    ).scalar_one()
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    return RateResult(False, _retry_after(oldest or now, now, window))
