@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from nhi.api import agent_authz, audit, auth, health, identities, tools
+from nhi.api import agent_authz, approvals, audit, auth, health, identities, tools
 from nhi.extensions import ProblemApi
 
 
@@ -17,6 +17,7 @@ def register(app: Flask, api: ProblemApi) -> None:
         identities.agents_blp,
         agent_authz.blp,
         tools.blp,
+        approvals.blp,
         audit.blp,
     ):
         api.register_blueprint(blp)

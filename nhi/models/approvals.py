@@ -71,7 +71,27 @@ class Approval(IdMixin, TenantMixin, db.Model):  # type: ignore[name-defined]
     )
 
     def effective_status(self, now: datetime) -> str:
-        """``expired`` from the moment a pending request's time is up (no job needed)."""
-        if self.status == "pending" and self.expires_at <= now:
+        """``expired`` from the moment a pending request's time is up, or an approval's usable
+        period ends unused (no job needed: the sweep only persists what reads already say)."""
+        if (
+            self.status in ("pending", "approved")
+            and self.used_at is None
+            and (self.expires_at <= now)
+        ):
             return "expired"
         return self.status
+
+
+def effective_status_expr(now: datetime) -> sa.ColumnElement[str]:
+    """SQL twin of ``Approval.effective_status``."""
+    return sa.case(
+        (
+            sa.and_(
+                Approval.status.in_(("pending", "approved")),
+                Approval.used_at.is_(None),
+                Approval.expires_at <= now,
+            ),
+            sa.literal("expired"),
+        ),
+        else_=Approval.status,
+    )

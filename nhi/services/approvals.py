@@ -17,6 +17,7 @@ from nhi.models.approvals import Approval
 from nhi.principal import Principal
 from nhi.serialization import jsonable
 from nhi.services import audit, events
+from nhi.services.approval_decisions import announce_expired
 from nhi.services.decision import AuthzRequest, Decision, merge_approval_conditions
 
 
@@ -135,11 +136,10 @@ def _expire_stale(actor: Principal, key: list[Any], now: datetime) -> None:
         sa.update(Approval)
         .where(*key, Approval.status == "pending", Approval.expires_at <= now)
         .values(status="expired")
-        .returning(Approval.id, Approval.agent_id)
+        .returning(Approval.id, Approval.tenant_id)
         .execution_options(synchronize_session=False)
     ).all()
-    for approval_id, agent_id in expired:
-        events.emit(actor.tenant_id, "approval.expired", {"id": approval_id, "agent_id": agent_id})
+    announce_expired(expired)
 
 
 def _create(
