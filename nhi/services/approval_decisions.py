@@ -44,7 +44,7 @@ class ApprovalView:
         return getattr(self.approval, name)
 
 
-def _select_views(now: datetime) -> sa.Select[Any]:
+def _select_views(now: datetime) -> Any:
     return sa.select(
         Approval,
         Identity.name,
