@@ -10,4 +10,5 @@ from nhi.portal.session import bp
 
 __all__ = ["bp"]
 
+from nhi.portal import approvals as _approvals  # noqa: F401 - registers routes
 from nhi.portal import identities as _identities  # noqa: F401 - registers routes

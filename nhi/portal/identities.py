@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import marshmallow as ma
-from flask import Response, g, request
+import uuid
 
+import marshmallow as ma
+from flask import Response, abort, g, request
+
+from nhi.errors import Conflict, NotFound
 from nhi.portal.session import PORTAL_NAV, bp, is_fragment_request, render
+from nhi.schemas.common import ReasonSchema
 from nhi.schemas.identities import AllIdentitiesListArgs
 from nhi.services import identities as svc
 
@@ -35,3 +39,27 @@ def identities() -> Response:
         else ("portal/identities/index.html")
     )
     return render(template, rows=rows, total=total, args=args)
+
+
+def _row(identity_id: uuid.UUID, status: int = 200, error: str | None = None) -> Response:
+    row = svc.get_identity(g.principal.tenant_id, identity_id)
+    return render("portal/identities/_row.html", status, row=row, error=error)
+
+
+@bp.post("/identities/<uuid:identity_id>/<any(suspend, reactivate):verb>")
+def lifecycle(identity_id: uuid.UUID, verb: str) -> Response:
+    """Suspend or reactivate from the inventory: admins only, as in the API."""
+    if not g.principal.has_role("admin"):
+        return render("portal/error.html", 403, message="Only admins may suspend or reactivate.")
+    try:
+        data = ReasonSchema().load({"reason": request.form.get("reason", "")})
+        identity = svc.get_identity(g.principal.tenant_id, identity_id)
+        action = svc.suspend if verb == "suspend" else svc.reactivate
+        action(g.principal, identity.nhi_type, identity_id, data["reason"])
+    except ma.ValidationError:
+        return _row(identity_id, 422, "A reason is required.")
+    except NotFound:
+        abort(404)
+    except Conflict as exc:
+        return _row(identity_id, 409, exc.detail)
+    return _row(identity_id)

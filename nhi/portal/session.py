@@ -11,7 +11,6 @@ import marshmallow as ma
 from flask import (
     Blueprint,
     Response,
-    current_app,
     g,
     make_response,
     redirect,
@@ -121,12 +120,27 @@ def portal_context() -> dict[str, Any]:
         "now": clock.now(),
         "isoformat": clock.isoformat,
         "portal_nav": PORTAL_NAV,
+        "human_delta": human_delta,
     }
+
+
+def human_delta(seconds: float) -> str:
+    """A short duration for people: "45 s", "12 min", "3 h 5 min", "2 d"."""
+    seconds = abs(int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{hours // 24} d"
 
 
 @bp.get("/")
 def home() -> Response:
-    return go(url_for(current_app.config.get("PORTAL_HOME", "portal.identities")), 302)
+    return go(url_for("portal.approvals"), 302)
 
 
 @bp.get("/login")

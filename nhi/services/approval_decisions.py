@@ -22,6 +22,7 @@ from nhi.extensions import db
 from nhi.models.approvals import Approval, effective_status_expr
 from nhi.models.identities import Identity
 from nhi.models.permissions import AgentPermission
+from nhi.models.tools import Tool
 from nhi.principal import Principal
 from nhi.services import audit, events
 
@@ -39,23 +40,29 @@ class ApprovalView:
     agent_owner_id: uuid.UUID | None
     agent_risk_level: str | None
     status: str
+    tool_risk_level: str | None = None
 
     def __getattr__(self, name: str) -> Any:  # schema dumping reads approval fields through
         return getattr(self.approval, name)
 
 
 def _select_views(now: datetime) -> Any:
-    return sa.select(
-        Approval,
-        Identity.name,
-        Identity.owner_id,
-        Identity.effective_risk_level,
-        effective_status_expr(now),
-    ).outerjoin(Identity, Identity.id == Approval.agent_id)
+    return (
+        sa.select(
+            Approval,
+            Identity.name,
+            Identity.owner_id,
+            Identity.effective_risk_level,
+            effective_status_expr(now),
+            Tool.risk_level,
+        )
+        .outerjoin(Identity, Identity.id == Approval.agent_id)
+        .outerjoin(Tool, sa.and_(Tool.tenant_id == Approval.tenant_id, Tool.name == Approval.tool))
+    )
 
 
 def _view(row: Any) -> ApprovalView:
-    return ApprovalView(row[0], row[1], row[2], row[3], row[4])
+    return ApprovalView(row[0], row[1], row[2], row[3], row[4], row[5])
 
 
 def list_approvals(
@@ -339,3 +346,13 @@ def expire_due(now: datetime | None = None, batch: int = 500) -> int:
         expired += len(rows)
         if len(ids) < batch:
             return expired
+
+
+def get_approvals(tenant_id: uuid.UUID, ids: list[uuid.UUID]) -> list[ApprovalView]:
+    """Several requests of the tenant in one query (unknown ids are left out)."""
+    if not ids:
+        return []
+    rows = db.session.execute(
+        _select_views(clock.now()).where(Approval.tenant_id == tenant_id, Approval.id.in_(ids))
+    ).all()
+    return [_view(r) for r in rows]

@@ -90,4 +90,107 @@ def seed_demo() -> DemoResult:
                 },
             )
             result.created.append(f"agent {name}")
+    _seed_agent_work(actor, result)
     return result
+
+
+def _seed_agent_work(actor: Principal, result: DemoResult) -> None:
+    """Tools, permissions and a few pending approvals for data-analyst-bot (once)."""
+    from datetime import timedelta
+
+    from nhi.models.tools import Tool
+    from nhi.services import authorize, permissions, tools
+
+    if (
+        db.session.execute(db.select(Tool.id).where(Tool.tenant_id == DEMO_TENANT).limit(1)).first()
+        is not None
+    ):
+        return
+    tools.create_tool(
+        actor,
+        {
+            "name": "sql-query",
+            "description": "Execute read-only SQL queries against the analytics database",
+            "category": "database",
+            "risk_level": "medium",
+            "requires_approval": True,
+            "parameters_schema": {
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string"},
+                    "database": {"type": "string", "enum": ["analytics", "reporting"]},
+                },
+                "required": ["query", "database"],
+            },
+        },
+    )
+    tools.create_tool(
+        actor,
+        {
+            "name": "send-email",
+            "description": "Send an e-mail on behalf of the support team",
+            "category": "communication",
+            "risk_level": "high",
+            "requires_approval": True,
+            "parameters_schema": {
+                "type": "object",
+                "properties": {"to": {"type": "string"}, "subject": {"type": "string"}},
+                "required": ["to"],
+            },
+        },
+    )
+    agents = {
+        row.name: row
+        for row in db.session.execute(
+            db.select(Identity).where(
+                Identity.tenant_id == DEMO_TENANT, Identity.nhi_type == "ai_agent"
+            )
+        ).scalars()
+    }
+    analyst, triage = agents["data-analyst-bot"], agents["support-triage"]
+    permissions.grant(
+        actor,
+        analyst.id,
+        {"resource": "tool:sql-query", "action": "invoke", "conditions": {"max_rows": 10000}},
+    )
+    permissions.grant(actor, analyst.id, {"resource": "database:analytics", "action": "read"})
+    permissions.grant(actor, triage.id, {"resource": "tool:send-email", "action": "invoke"})
+    requests = [
+        (
+            analyst,
+            {
+                "tool": "sql-query",
+                "context": {"rows": 2500},
+                "parameters": {
+                    "query": "SELECT region, sum(total) FROM sales GROUP BY region",
+                    "database": "analytics",
+                },
+            },
+        ),
+        (
+            analyst,
+            {
+                "tool": "sql-query",
+                "context": {"rows": 9000},
+                "parameters": {
+                    "query": "SELECT * FROM customers WHERE churned",
+                    "database": "reporting",
+                },
+            },
+        ),
+        (
+            triage,
+            {
+                "tool": "send-email",
+                "parameters": {"to": "customer@example.com", "subject": "Your refund"},
+            },
+        ),
+    ]
+    for agent, body in requests:
+        agent_actor = Principal(
+            sub=str(agent.id), tenant_id=DEMO_TENANT, roles=("agent",), nhi_type="ai_agent"
+        )
+        authorize.authorize(
+            agent_actor, agent.id, body, redis=None, approval_ttl=timedelta(hours=24)
+        )
+    result.created.append(f"{len(requests)} pending approvals")

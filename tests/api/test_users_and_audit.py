@@ -191,6 +191,10 @@ def test_demo_command_is_idempotent_and_signs_in(app, client, db):
     assert second.exit_code == 0 and "created" not in second.output
     rows = db.session.execute(db.select(Identity)).scalars().all()
     assert len(rows) == 5 and {r.tenant_id for r in rows} == {DEMO_TENANT}
+    from nhi.models.approvals import Approval
+
+    pending = db.session.execute(db.select(Approval)).scalars().all()
+    assert len(pending) == 3 and {a.status for a in pending} == {"pending"}
     resp = client.post(
         "/nhi/auth/login", json={"email": "admin@demo.nhi", "password": "demo-admin-pass"}
     )

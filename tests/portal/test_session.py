@@ -124,3 +124,26 @@ def test_inventory_page_and_fragment(signed_in, admin, client, db, tenant):
     other = signed_in("reviewer", tid=uuid.uuid4())
     assert "inventory-svc" not in other.get("/portal/identities").get_data(as_text=True)
     assert db.session.execute(db.select(Identity)).scalar_one().name == "inventory-svc"
+
+
+def test_only_admins_suspend_from_the_inventory(signed_in, client, admin, db):
+    body = {"name": "to-suspend", "owner_id": str(uuid.uuid4())}
+    sa_id = client.post("/nhi/service-accounts", json=body, headers=admin).get_json()["id"]
+    url = f"/portal/identities/{sa_id}/suspend"
+    reviewer = signed_in("reviewer")
+    assert "Suspend</button>" not in reviewer.get("/portal/identities").get_data(as_text=True)
+    resp = reviewer.post(
+        url, data={"reason": "x"}, headers={"HX-Request": "true", "X-CSRF-TOKEN": csrf_of(reviewer)}
+    )
+    assert resp.status_code == 403
+    assert db.session.get(Identity, uuid.UUID(sa_id)).status == "active"
+
+    boss = signed_in("admin")
+    headers = {"HX-Request": "true", "X-CSRF-TOKEN": csrf_of(boss)}
+    assert boss.post(url, data={"reason": ""}, headers=headers).status_code == 422
+    resp = boss.post(url, data={"reason": "rotating keys"}, headers=headers)
+    assert resp.status_code == 200 and "suspended" in resp.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Identity, uuid.UUID(sa_id)).suspension_reason == "rotating keys"
+    again = boss.post(url, data={"reason": "again"}, headers=headers)
+    assert again.status_code == 409
