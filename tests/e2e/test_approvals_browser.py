@@ -67,6 +67,10 @@ def test_reviewer_approves_and_denies_in_the_queue(
     assert '"database": "analytics"' in card.locator("pre").first.inner_text()
     page.locator("#pending-count").filter(has_text="1").wait_for(timeout=15_000)
     screenshot(page, "portal-approvals-queue.png")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: still usable
+    assert card.get_by_role("button", name="Approve").is_visible()
+    screenshot(page, "portal-approvals-narrow.png")
+    page.set_viewport_size({"width": 1280, "height": 800})
 
     # validation errors re-render in place (422 swap)
     card.get_by_label("Max rows").fill("999999")
