@@ -136,9 +136,13 @@ def _authenticate() -> None:
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
     verify_jwt_in_request(locations=["headers"])
-    claims = get_jwt()
+    g.principal = principal_from_claims(get_jwt())
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    """The caller of a verified token (claims already checked by ``_claims_problem``)."""
     roles = tuple(claims["roles"])
-    g.principal = Principal(
+    return Principal(
         sub=str(uuid.UUID(str(claims["sub"]))),
         tenant_id=uuid.UUID(str(claims["tid"])),
         roles=roles,

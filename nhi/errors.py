@@ -172,8 +172,6 @@ def handle_http_exception(error: HTTPException) -> Response | HTTPException:
     valid_methods = getattr(error, "valid_methods", None)
     if status == 405 and valid_methods:
         headers["Allow"] = ", ".join(sorted(valid_methods))
-    if status == 400 and detail and "JSON" in detail:
-        detail = "The request body is not valid JSON."
     return problem(status, detail, errors=errors, headers=headers)
 
 

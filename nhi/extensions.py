@@ -18,6 +18,19 @@ migrate = Migrate()
 jwt = JWTManager()
 
 
+def _install_parser() -> None:
+    # flask-smorest reads the parser from this class attribute; one hardened parser for every
+    # blueprint, whichever module defines it.
+    from flask_smorest import Blueprint
+
+    from nhi.parsing import NhiParser
+
+    Blueprint.ARGUMENTS_PARSER = NhiParser()
+
+
+_install_parser()
+
+
 class ProblemApi(Api):
     """flask-smorest's Api, with error rendering left to ``nhi.errors`` (problem+json)."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,8 +26,8 @@ from flask_jwt_extended import (
 from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
 
 from nhi import clock
-from nhi.errors import Unauthorized
-from nhi.principal import Principal
+from nhi.auth import principal_from_claims
+from nhi.errors import DomainError, Unauthorized
 from nhi.schemas.auth import LoginSchema
 from nhi.services import users
 from nhi.tokens import issue_token
@@ -100,16 +99,18 @@ def load_session() -> Response | None:
     except (JWTExtendedException, pyjwt.PyJWTError):
         return _to_login()
     claims = get_jwt()
-    principal = Principal(
-        sub=str(claims["sub"]),
-        tenant_id=uuid.UUID(str(claims["tid"])),
-        roles=tuple(claims["roles"]),
-    )
-    if not principal.has_role(*PORTAL_ROLES):
+    principal = principal_from_claims(claims)
+    if principal.is_nhi or not principal.has_role(*PORTAL_ROLES):
         return render("portal/error.html", 403, message="Your account has no portal access.")
     g.principal = principal
     g.csrf_token = claims.get("csrf", "")
     return None
+
+
+@bp.errorhandler(DomainError)
+def domain_error(exc: DomainError) -> Response:
+    """Portal pages answer in HTML, never with the API's problem+json."""
+    return render("portal/error.html", exc.status, message=exc.detail)
 
 
 @bp.app_context_processor

@@ -31,7 +31,10 @@ class UTCDateTime(fields.AwareDateTime):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.datetime:
         result = super()._deserialize(value, attr, data, **kwargs)
-        return result.astimezone(dt.UTC)
+        try:
+            return result.astimezone(dt.UTC)
+        except (OverflowError, ValueError) as exc:  # e.g. year 1 at +14:00
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from exc
 
 
 class TrimmedString(fields.String):
@@ -39,6 +42,8 @@ class TrimmedString(fields.String):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         result = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in result:
+            raise ma.ValidationError("must not contain NUL characters")
         return result.strip()
 
 

@@ -251,3 +251,42 @@ def test_unknown_ids_are_404_on_every_read_route(app, client, admin):
             assert_problem(client.get(path, headers=admin), 404)
             checked += 1
     assert checked >= 2
+
+
+@pytest.mark.parametrize(
+    ("raw", "detail"),
+    [
+        ('{"name": "x", "owner_id": ', "not valid JSON"),
+        ('{"name": NaN, "owner_id": "f47ac10b-58cc-4372-a567-0e02b2c3d479"}', "NaN"),
+        ('{"name": "x", "description": Infinity}', "Infinity"),
+        ('{"name": "a\\u0000b", "owner_id": "f47ac10b-58cc-4372-a567-0e02b2c3d479"}', "NUL"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        (b'{"name": "\xff"}', "UTF-8"),
+    ],
+)
+def test_hostile_json_is_400_and_writes_nothing(client, admin, db, raw, detail):
+    from nhi.models import Identity
+
+    resp = client.post(
+        "/nhi/service-accounts", data=raw, headers={**admin, "Content-Type": "application/json"}
+    )
+    body = assert_problem(resp, 400)
+    assert detail in body["detail"]
+    assert db.session.execute(db.select(Identity)).first() is None
+
+
+def test_nul_in_query_strings_is_400(client, admin):
+    assert_problem(client.get("/nhi/service-accounts?search=a%00b", headers=admin), 400)
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_out_of_range_datetimes_are_422(client, admin, when):
+    body = {"name": "x", "owner_id": str(uuid.uuid4()), "expires_at": when}
+    assert_problem(
+        client.post("/nhi/service-accounts", json=body, headers=admin), 422, field="expires_at"
+    )
+    assert_problem(
+        client.get(f"/nhi/audit?since={when.replace('+', '%2B')}", headers=admin),
+        422,
+        field="since",
+    )

@@ -199,3 +199,19 @@ def test_history_filters_and_pages(signed_in, pending, client, admin):
     assert "older →" in paged
     bad = reviewer.get("/portal/approvals/history?status=nope")
     assert bad.status_code == 422
+
+
+def test_portal_errors_are_html_pages(signed_in, pending):
+    stranger = signed_in("admin", tid=uuid.uuid4())
+    resp = post(stranger, f"/portal/approvals/{pending['id']}/deny", {"reason": ""})
+    assert resp.status_code == 404 and resp.mimetype == "text/html"
+
+
+def test_nhi_tokens_cannot_use_the_portal(app, client, pending, tenant):
+    from nhi.tokens import issue_token
+
+    with app.app_context():
+        token, _ = issue_token(pending["agent"]["id"], tenant, ["agent", "admin"])
+    client.set_cookie("access_token_cookie", token, path="/portal")
+    resp = client.get("/portal/approvals")
+    assert resp.status_code == 403
