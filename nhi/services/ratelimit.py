@@ -1,10 +1,12 @@
 """Trailing-window rate limits that are exact across processes.
 
 With Redis: one Lua script per call (a sorted-set sliding log: prune, count, admit). Without it:
-the database, in the caller's transaction: an upsert that locks the key's row (on SQLite, the
-first write of the transaction takes the database's write lock), then one INSERT ... SELECT that
-admits only while fewer than ``limit`` hits fall in the window. Concurrent callers of one key are
-serialised by the lock, so exactly ``limit`` are admitted per window.
+the database, in the caller's transaction: a sliding log of hits plus a per-key row holding
+their count. A call deletes the key's hits that left the window, then admits through one
+conditional upsert of the key's row (``hits - expired < limit``), which the database evaluates
+under the row lock on the latest version, then logs its hit. Concurrent callers of one key
+queue on that row until the first commits, so exactly ``limit`` are admitted per window and no
+call scans the log.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from redis import Redis
 from sqlalchemy.dialects import postgresql, sqlite
 
 from nhi.extensions import db
-from nhi.models.base import UTCDateTime
 from nhi.models.ratelimit import RateLimitHit, RateLimitKey
 
 WINDOW = timedelta(seconds=60)
@@ -83,39 +84,32 @@ def _db_hit(key: str, limit: int, now: datetime, window: timedelta) -> RateResul
     dialect = db.session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     cut = now - window
-    # Creates or locks the key's row until the caller's transaction ends.
-    stmt = insert(RateLimitKey).values(key=key, touched_at=now)
-    pruned_before = db.session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[RateLimitKey.key], set_={"touched_at": stmt.excluded.touched_at}
-        ).returning(RateLimitKey.pruned_at)
-    ).scalar_one()
-    if pruned_before is None or pruned_before <= cut:
-        # At most once a window per key: forget hits that can no longer count.
-        db.session.execute(
-            sa.delete(RateLimitHit).where(RateLimitHit.key == key, RateLimitHit.at <= cut)
-        )
-        db.session.execute(
-            sa.update(RateLimitKey).where(RateLimitKey.key == key).values(pruned_at=now)
-        )
-    in_window = (
-        sa.select(sa.func.count())
-        .select_from(RateLimitHit)
-        .where(RateLimitHit.key == key, RateLimitHit.at > cut)
-        .scalar_subquery()
-    )
+    # 1. Forget hits that left the window. Each old row is deleted (and so subtracted from the
+    #    key's count below) by exactly one transaction. On SQLite this first write also takes
+    #    the database's write lock, which serialises the whole check.
+    expired = db.session.execute(
+        sa.delete(RateLimitHit)
+        .where(RateLimitHit.key == key, RateLimitHit.at <= cut)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    # 2. Admit while fewer than ``limit`` remain: the conditional upsert locks the key's row
+    #    and evaluates the condition on its latest committed version.
+    stmt = insert(RateLimitKey).values(key=key, hits=1)
+    remaining = RateLimitKey.hits - expired
     admitted = db.session.execute(
-        sa.insert(RateLimitHit)
-        .from_select(
-            ["key", "at"],
-            sa.select(sa.literal(key, sa.String), sa.literal(now, UTCDateTime())).where(
-                in_window < limit
-            ),
-        )
-        .returning(RateLimitHit.id)
+        stmt.on_conflict_do_update(
+            index_elements=[RateLimitKey.key],
+            set_={"hits": remaining + 1},
+            where=remaining < limit,
+        ).returning(RateLimitKey.hits)
     ).first()
     if admitted is not None:
+        db.session.execute(sa.insert(RateLimitHit).values(key=key, at=now))
         return RateResult(True)
+    if expired:
+        db.session.execute(
+            sa.update(RateLimitKey).where(RateLimitKey.key == key).values(hits=remaining)
+        )
     oldest = db.session.execute(
         sa.select(sa.func.min(RateLimitHit.at)).where(
             RateLimitHit.key == key, RateLimitHit.at > cut
