@@ -22,6 +22,8 @@ class RateLimitKey(db.Model):  # type: ignore[name-defined]
 
     key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
     hits: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+    # A random token of the call admitted last (how the one-statement admission reports back).
+    last_token: Mapped[str | None] = mapped_column(sa.String(32))
 
 
 class RateLimitHit(db.Model):  # type: ignore[name-defined]
