@@ -1,8 +1,10 @@
 """``POST /nhi/agents/{id}/authorize``: the hot path (DESIGN.md §7).
 
-Per call: one read of the agent row (plus the tool-catalogue version), the rate limit (one Redis
-script, or an upsert and one INSERT ... SELECT in the database), the pure decision on cached
-compiled inputs, one audit insert, and ``last_activity_at`` at most once a minute.
+Per call: one read of the agent row (none when the agent calls with its own token, whose check
+already read it; tool calls also read the tool-catalogue version), the pure decision on cached
+compiled inputs, then a short write phase: the rate limit (one Redis script, or one statement on
+PostgreSQL and three on SQLite), one audit insert, and ``last_activity_at`` at most once a
+minute, committed together.
 """
 
 from __future__ import annotations
