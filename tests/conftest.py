@@ -186,14 +186,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def live_server(app: Flask, database_uri: str) -> Iterator[str]:
+def live_server(
+    app: Flask, database_uri: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """The app served by gunicorn (2 worker processes) on the test database; yields its URL."""
     import subprocess
     import sys
     import time
     import urllib.request
 
-    port = _free_port()
     env = {
         **os.environ,
         "NHI_SQLALCHEMY_DATABASE_URI": database_uri,
@@ -202,35 +203,44 @@ def live_server(app: Flask, database_uri: str) -> Iterator[str]:
     }
     env.pop("NHI_REDIS_URL", None)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-w",
-            "2",
-            "--threads",
-            "4",
-            "-b",
-            f"127.0.0.1:{port}",
-            "app:app",
-        ],
-        cwd=root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"live server did not start: {proc.stderr.read()!r}") from None
-            time.sleep(0.2)
+    # The server's log goes to a file: a pipe nobody reads would fill up and stall the server.
+    log_path = tmp_path_factory.mktemp("live") / "gunicorn.log"
+    for _attempt in range(3):  # another process may take the port between probe and bind
+        port = _free_port()
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "-w",
+                    "2",
+                    "--threads",
+                    "4",
+                    "-b",
+                    f"127.0.0.1:{port}",
+                    "app:app",
+                ],
+                cwd=root,
+                env=env,
+                stdout=log,
+                stderr=log,
+            )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            proc.kill()
+            proc.wait()
+            continue
+        break
+    else:
+        raise RuntimeError(f"live server did not start: {log_path.read_text()[-2000:]}")
     yield url
     proc.terminate()
     try:

@@ -2,7 +2,7 @@
 
 Revision ID: 0002_authz
 Revises: 0001_foundation
-Create Date: 2026-12-04 20:09:18.580869
+Create Date: 2026-12-04 20:24:27.575361
 
 """
 from alembic import op
@@ -44,8 +44,8 @@ def upgrade():
 
     op.create_table('rate_limit_keys',
     sa.Column('key', sa.String(length=100), nullable=False),
-    sa.Column('touched_at', sa.DateTime(), nullable=True),
-    sa.Column('pruned_at', sa.DateTime(), nullable=True),
+    sa.Column('hits', sa.Integer(), nullable=False),
+    sa.Column('last_token', sa.String(length=32), nullable=True),
     sa.PrimaryKeyConstraint('key')
     )
     op.create_table('tool_catalog_versions',

@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app, url_for
+from flask import current_app, g, url_for
 from flask_smorest import Blueprint
 
 from nhi.auth import current_principal, require
@@ -90,6 +90,7 @@ def authorize(data: dict[str, Any], agent_id: uuid.UUID) -> AuthorizeResult:
         data,
         redis=redis_connection(),
         approval_ttl=timedelta(seconds=int(current_app.config["APPROVAL_TTL_SECONDS"])),
+        loaded=g.get("nhi_identity"),  # the agent's own row, read by the token check
     )
 
 

@@ -12,18 +12,22 @@ from nhi.models.base import UTCDateTime
 
 
 class RateLimitKey(db.Model):  # type: ignore[name-defined]
-    """One row per limited key; writers lock it so that count-then-admit is exact."""
+    """One row per limited key: ``hits`` is the number of its rows in ``rate_limit_hits``.
+
+    Admission is a conditional upsert of this row (``hits < limit``), which the database
+    evaluates on the latest row version under the row lock, so it is exact under concurrency.
+    """
 
     __tablename__ = "rate_limit_keys"
 
     key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
-    touched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # When hits older than the window were last deleted for this key.
-    pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hits: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+    # A random token of the call admitted last (how the one-statement admission reports back).
+    last_token: Mapped[str | None] = mapped_column(sa.String(32))
 
 
 class RateLimitHit(db.Model):  # type: ignore[name-defined]
-    """One admitted action; hits older than the window are pruned by the next admissions."""
+    """One admitted action; hits older than the window are deleted by the next call of the key."""
 
     __tablename__ = "rate_limit_hits"
 

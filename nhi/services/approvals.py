@@ -106,10 +106,9 @@ def resolve(
         return _needs(decision, reason), pending.id
     approval = _create(actor, agent_id, req, decision, decision_id, digest, now, ttl, key)
     if approval.decision_id != decision_id:  # a concurrent call opened it first
-        return _needs(
-            decision, f"{decision.approval_source}: waiting for approval {approval.id}"
-        ), (approval.id)
-    reason = f"{decision.approval_source}: approval {approval.id} requested"
+        reason = f"{decision.approval_source}: waiting for approval {approval.id}"
+    else:
+        reason = f"{decision.approval_source}: approval {approval.id} requested"
     return _needs(decision, reason), approval.id
 
 

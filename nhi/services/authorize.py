@@ -1,8 +1,10 @@
 """``POST /nhi/agents/{id}/authorize``: the hot path (DESIGN.md §7).
 
-Per call: one read of the agent row (plus the tool-catalogue version), the rate limit (one Redis
-script, or an upsert and one INSERT ... SELECT in the database), the pure decision on cached
-compiled inputs, one audit insert, and ``last_activity_at`` at most once a minute.
+Per call: one read of the agent row (none when the agent calls with its own token, whose check
+already read it; tool calls also read the tool-catalogue version), the pure decision on cached
+compiled inputs, then a short write phase: the rate limit (one Redis script, or one statement on
+PostgreSQL and three on SQLite), one audit insert, and ``last_activity_at`` at most once a
+minute, committed together.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from nhi.principal import Principal
 from nhi.services import approvals, audit, policy_cache, ratelimit
 from nhi.services.decision import AuthzRequest, Decision, evaluate, inactive_decision
 from nhi.services.policy import check_action, parse_request_resource
+from nhi.services.write_queue import serialized_writes
 
 ACTIVITY_RESOLUTION = timedelta(minutes=1)
 AUDIT_DECISION = {"allow": "allowed", "deny": "denied", "approval": "requires_approval"}
@@ -86,44 +89,55 @@ def authorize(
     *,
     redis: Redis | None,
     approval_ttl: timedelta,
+    loaded: Identity | None = None,
 ) -> AuthorizeResult:
     """Decide whether the agent may act (API.md decision order) and audit the decision.
 
     Raises ValidationFailed (malformed request), NotFound (rule 1), RateLimited (rule 3; the
-    denial is audited and committed first).
+    denial is audited and committed first). ``loaded`` is the caller's own identity row when
+    it was read earlier in the request (agent tokens), which saves reading it again.
     """
     req = parse_request(data)
     now = clock.now()
-    agent = policy_cache.load_agent(actor.tenant_id, agent_id)
+    agent = policy_cache.load_agent(actor.tenant_id, agent_id, loaded)
     if agent is None:
         raise NotFound(f"No agent with id {agent_id}.")
     decision_id = uuid.uuid4()
     status = agent.effective_status(now)
     decision = inactive_decision(status)
     if decision is None:
-        limit = ratelimit.hit(f"agent:{agent.id}", agent.max_actions_per_minute, now, redis=redis)
-        if not limit.allowed:
-            reason = (
-                f"rate limit: more than {agent.max_actions_per_minute} actions in the trailing "
-                f"minute; retry after {limit.retry_after} s"
-            )
-            _record(actor, agent.id, req, Decision("deny", reason, "rate_limit"), decision_id, None)
-            _touch(agent.id, agent.last_activity_at, now)
-            db.session.commit()
-            raise RateLimited(
-                reason, retry_after=limit.retry_after, extra={"decision_id": str(decision_id)}
-            )
+        # Reads and the pure decision first, so that the write phase below is short.
         policy = policy_cache.policy_for(agent)
         tool = policy_cache.tool_for(agent, req.tool) if req.tool is not None else None
         decision = evaluate(status, policy, tool, req, now)
+        limited = True
+    else:
+        limited = False
     approval_id = None
-    if decision.outcome == "approval":
-        decision, approval_id = approvals.resolve(
-            actor, agent.id, req, decision, decision_id, now, approval_ttl
-        )
-    _record(actor, agent.id, req, decision, decision_id, approval_id)
-    _touch(agent.id, agent.last_activity_at, now)
-    db.session.commit()
+    with serialized_writes():
+        if limited:  # rule 3 comes before rules 4-8
+            limit = ratelimit.hit(
+                f"agent:{agent.id}", agent.max_actions_per_minute, now, redis=redis
+            )
+            if not limit.allowed:
+                reason = (
+                    f"rate limit: more than {agent.max_actions_per_minute} actions in the "
+                    f"trailing minute; retry after {limit.retry_after} s"
+                )
+                denied = Decision("deny", reason, "rate_limit")
+                _record(actor, agent.id, req, denied, decision_id, None)
+                _touch(agent.id, agent.last_activity_at, now)
+                db.session.commit()
+                raise RateLimited(
+                    reason, retry_after=limit.retry_after, extra={"decision_id": str(decision_id)}
+                )
+        if decision.outcome == "approval":
+            decision, approval_id = approvals.resolve(
+                actor, agent.id, req, decision, decision_id, now, approval_ttl
+            )
+        _record(actor, agent.id, req, decision, decision_id, approval_id)
+        _touch(agent.id, agent.last_activity_at, now)
+        db.session.commit()
     return AuthorizeResult(
         authorized=decision.outcome == "allow",
         requires_approval=decision.outcome == "approval",

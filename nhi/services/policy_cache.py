@@ -1,7 +1,8 @@
 """Per-process cache of compiled decision inputs, keyed on version stamps that writes bump.
 
-Each authorize call reads the agent row (status, version, limit) and the tenant's tool-catalogue
-version in one query; compiled permissions are reused while the agent's ``version`` is unchanged
+Each authorize call reads the agent row (status, version, limit; already read by the token check
+when the agent calls with its own token), and tool calls read the tenant's tool-catalogue
+version; compiled permissions are reused while the agent's ``version`` is unchanged
 (every identity write and every permission grant or revoke bumps it) and compiled tools while the
 catalogue version is unchanged. A suspend or a revoke is therefore seen by the very next call in
 every process, and nothing here has to agree across processes.
@@ -41,7 +42,6 @@ class AgentSnapshot:
     version: int
     max_actions_per_minute: int
     last_activity_at: datetime | None
-    tools_version: int
 
     def effective_status(self, now: datetime) -> str:
         if self.status == "active" and self.expires_at is not None and self.expires_at <= now:
@@ -49,31 +49,44 @@ class AgentSnapshot:
         return self.status
 
 
-def load_agent(tenant_id: uuid.UUID, agent_id: uuid.UUID) -> AgentSnapshot | None:
-    """One query: the live agent's decision columns plus the tenant's tool-catalogue version."""
-    tools_version = (
-        sa.select(ToolCatalogVersion.version)
-        .where(ToolCatalogVersion.tenant_id == tenant_id)
-        .scalar_subquery()
-    )
-    row = db.session.execute(
-        sa.select(
-            Identity.id,
-            Identity.status,
-            Identity.expires_at,
-            Identity.version,
-            Identity.max_actions_per_minute,
-            Identity.last_activity_at,
-            tools_version,
-        ).where(
-            Identity.id == agent_id,
-            Identity.tenant_id == tenant_id,
-            Identity.nhi_type == "ai_agent",
-            Identity.deleted_at.is_(None),
+def load_agent(
+    tenant_id: uuid.UUID, agent_id: uuid.UUID, loaded: Identity | None = None
+) -> AgentSnapshot | None:
+    """The live agent's decision columns: one query, or none when ``loaded`` is that agent's
+    row as read earlier in this request (the agent's own token was checked against it)."""
+    if (
+        loaded is not None
+        and loaded.id == agent_id
+        and loaded.tenant_id == tenant_id
+        and loaded.nhi_type == "ai_agent"
+        and loaded.deleted_at is None
+    ):
+        row: Any = (
+            loaded.id,
+            loaded.status,
+            loaded.expires_at,
+            loaded.version,
+            loaded.max_actions_per_minute,
+            loaded.last_activity_at,
         )
-    ).first()
-    if row is None:
-        return None
+    else:
+        row = db.session.execute(
+            sa.select(
+                Identity.id,
+                Identity.status,
+                Identity.expires_at,
+                Identity.version,
+                Identity.max_actions_per_minute,
+                Identity.last_activity_at,
+            ).where(
+                Identity.id == agent_id,
+                Identity.tenant_id == tenant_id,
+                Identity.nhi_type == "ai_agent",
+                Identity.deleted_at.is_(None),
+            )
+        ).first()
+        if row is None:
+            return None
     return AgentSnapshot(
         id=row[0],
         tenant_id=tenant_id,
@@ -82,7 +95,6 @@ def load_agent(tenant_id: uuid.UUID, agent_id: uuid.UUID) -> AgentSnapshot | Non
         version=row[3],
         max_actions_per_minute=row[4] or 60,
         last_activity_at=row[5],
-        tools_version=row[6] or 0,
     )
 
 
@@ -114,10 +126,19 @@ def policy_for(agent: AgentSnapshot) -> Policy:
 
 
 def tool_for(agent: AgentSnapshot, name: str) -> CompiledTool | None:
-    """The compiled tool ``name`` of the agent's tenant (None when unknown) for this version."""
+    """The compiled tool ``name`` of the agent's tenant (None when unknown), as of the tenant's
+    current tool-catalogue version (read on every tool call: one primary-key look-up)."""
+    version = (
+        db.session.execute(
+            sa.select(ToolCatalogVersion.version).where(
+                ToolCatalogVersion.tenant_id == agent.tenant_id
+            )
+        ).scalar_one_or_none()
+        or 0
+    )
     key = (agent.tenant_id, name)
     cached = _tools.get(key)
-    if cached is not None and cached[0] == agent.tools_version:
+    if cached is not None and cached[0] == version:
         return cached[1]
     row = db.session.execute(
         sa.select(Tool.id, Tool.name, Tool.requires_approval, Tool.parameters_schema).where(
@@ -131,7 +152,7 @@ def tool_for(agent: AgentSnapshot, name: str) -> CompiledTool | None:
         if row is not None
         else None
     )
-    _store(_tools, key, (agent.tools_version, tool))
+    _store(_tools, key, (version, tool))
     return tool
 
 

@@ -1,10 +1,12 @@
 """Trailing-window rate limits that are exact across processes.
 
 With Redis: one Lua script per call (a sorted-set sliding log: prune, count, admit). Without it:
-the database, in the caller's transaction: an upsert that locks the key's row (on SQLite, the
-first write of the transaction takes the database's write lock), then one INSERT ... SELECT that
-admits only while fewer than ``limit`` hits fall in the window. Concurrent callers of one key are
-serialised by the lock, so exactly ``limit`` are admitted per window.
+the database, in the caller's transaction: a sliding log of hits plus a per-key row holding
+their count. A call deletes the key's hits that left the window, then admits through one
+conditional upsert of the key's row (``hits - expired < limit``), which the database evaluates
+under the row lock on the latest version, then logs its hit. Concurrent callers of one key
+queue on that row until the first commits, so exactly ``limit`` are admitted per window and no
+call scans the log.
 """
 
 from __future__ import annotations
@@ -16,11 +18,9 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from redis import Redis
-from sqlalchemy.dialects import postgresql, sqlite
 
 from nhi.extensions import db
-from nhi.models.base import UTCDateTime
-from nhi.models.ratelimit import RateLimitHit, RateLimitKey
+from nhi.models.ratelimit import RateLimitHit
 
 WINDOW = timedelta(seconds=60)
 
@@ -79,46 +79,84 @@ def _redis_hit(redis: Redis, key: str, limit: int, now: datetime, window: timede
     return RateResult(False, _retry_after(oldest_at, now, window))
 
 
-def _db_hit(key: str, limit: int, now: datetime, window: timedelta) -> RateResult:
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    cut = now - window
-    # Creates or locks the key's row until the caller's transaction ends.
-    stmt = insert(RateLimitKey).values(key=key, touched_at=now)
-    pruned_before = db.session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[RateLimitKey.key], set_={"touched_at": stmt.excluded.touched_at}
-        ).returning(RateLimitKey.pruned_at)
-    ).scalar_one()
-    if pruned_before is None or pruned_before <= cut:
-        # At most once a window per key: forget hits that can no longer count.
-        db.session.execute(
-            sa.delete(RateLimitHit).where(RateLimitHit.key == key, RateLimitHit.at <= cut)
-        )
-        db.session.execute(
-            sa.update(RateLimitKey).where(RateLimitKey.key == key).values(pruned_at=now)
-        )
-    in_window = (
-        sa.select(sa.func.count())
-        .select_from(RateLimitHit)
-        .where(RateLimitHit.key == key, RateLimitHit.at > cut)
-        .scalar_subquery()
+# PostgreSQL: the three steps below in one statement (one round trip). The DELETE waits for
+# rows another transaction is deleting and then skips them; ON CONFLICT DO UPDATE locks the
+# key's row and reads its latest version, so concurrent calls queue and count exactly.
+_PG_ADMIT = sa.text(
+    """
+    WITH expired AS (
+        DELETE FROM rate_limit_hits WHERE key = :key AND at <= :cut RETURNING 1
+    ), gone AS (
+        SELECT count(*) AS n FROM expired
+    ), admit AS (
+        INSERT INTO rate_limit_keys AS k (key, hits, last_token) VALUES (:key, 1, :token)
+        ON CONFLICT (key) DO UPDATE SET
+            hits = k.hits - (SELECT n FROM gone)
+                + CASE WHEN k.hits - (SELECT n FROM gone) < :limit THEN 1 ELSE 0 END,
+            last_token = CASE WHEN k.hits - (SELECT n FROM gone) < :limit
+                THEN :token ELSE k.last_token END
+        RETURNING k.last_token
     )
-    admitted = db.session.execute(
-        sa.insert(RateLimitHit)
-        .from_select(
-            ["key", "at"],
-            sa.select(sa.literal(key, sa.String), sa.literal(now, UTCDateTime())).where(
-                in_window < limit
-            ),
-        )
-        .returning(RateLimitHit.id)
+    INSERT INTO rate_limit_hits (key, at)
+    SELECT :key, :now FROM admit WHERE admit.last_token = :token
+    RETURNING id
+    """
+)
+
+
+def _naive(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _db_hit(key: str, limit: int, now: datetime, window: timedelta) -> RateResult:
+    cut = now - window
+    if db.session.get_bind().dialect.name == "postgresql":
+        params = {
+            "key": key,
+            "cut": _naive(cut),
+            "now": _naive(now),
+            "limit": limit,
+            "token": uuid.uuid4().hex,
+        }
+        if db.session.execute(_PG_ADMIT, params).first() is not None:
+            return RateResult(True)
+        return _denied(key, now, window)
+    # SQLite has no data-modifying CTEs: the same steps as three statements, sent straight to
+    # the driver (they run on every call). The first write takes the database's write lock,
+    # which serialises the whole check. Timestamps use SQLAlchemy's SQLite DateTime format.
+    conn = db.session.connection()
+    stamp_now, stamp_cut = _sqlite_stamp(now), _sqlite_stamp(cut)
+    # 1. Forget hits that left the window; each is subtracted from the key's count once.
+    expired = conn.exec_driver_sql(
+        "DELETE FROM rate_limit_hits WHERE key = ? AND at <= ?", (key, stamp_cut)
+    ).rowcount
+    # 2. Admit while fewer than ``limit`` remain.
+    admitted = conn.exec_driver_sql(
+        "INSERT INTO rate_limit_keys (key, hits) VALUES (?, 1) ON CONFLICT (key) DO UPDATE "
+        "SET hits = hits - ? + 1 WHERE hits - ? < ? RETURNING hits",
+        (key, expired, expired, limit),
     ).first()
     if admitted is not None:
+        # 3. Log the hit.
+        conn.exec_driver_sql(
+            "INSERT INTO rate_limit_hits (key, at) VALUES (?, ?)", (key, stamp_now)
+        )
         return RateResult(True)
+    if expired:
+        conn.exec_driver_sql(
+            "UPDATE rate_limit_keys SET hits = hits - ? WHERE key = ?", (expired, key)
+        )
+    return _denied(key, now, window)
+
+
+def _sqlite_stamp(value: datetime) -> str:
+    return _naive(value).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _denied(key: str, now: datetime, window: timedelta) -> RateResult:
     oldest = db.session.execute(
         sa.select(sa.func.min(RateLimitHit.at)).where(
-            RateLimitHit.key == key, RateLimitHit.at > cut
+            RateLimitHit.key == key, RateLimitHit.at > now - window
         )
     ).scalar_one()
     if oldest is not None and oldest.tzinfo is None:

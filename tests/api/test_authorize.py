@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from nhi import clock
-from nhi.models import AgentPermission, AuditEvent, Identity, RateLimitHit
+from nhi.models import AgentPermission, AuditEvent, Identity, RateLimitHit, RateLimitKey
 from tests.authz_helpers import (
     GUIDE_PERMISSION,
     authorize,
@@ -502,8 +502,16 @@ def test_rule3_rate_limit_is_429_with_retry_after_and_audited(client, admin, db)
     set_clock(start + timedelta(seconds=60.5))
     assert decide(client, admin, agent["id"], **READ)["authorized"] is True
     assert_problem(authorize(client, admin, agent["id"], **READ), 429)
+    # the expired hit was deleted and the key's count follows the log
     hits = db.session.execute(db.select(RateLimitHit)).scalars().all()
-    assert len([h for h in hits if h.at > clock.now() - timedelta(seconds=60)]) == 3
+    assert len(hits) == 3 and all(h.at > clock.now() - timedelta(seconds=60) for h in hits)
+    assert db.session.get(RateLimitKey, f"agent:{agent['id']}").hits == 3
+    # after a quiet minute, everything has left the window
+    clock.advance(timedelta(seconds=61))
+    assert decide(client, admin, agent["id"], **READ)["authorized"] is True
+    db.session.expire_all()
+    assert len(db.session.execute(db.select(RateLimitHit)).all()) == 1
+    assert db.session.get(RateLimitKey, f"agent:{agent['id']}").hits == 1
 
 
 def test_rate_limit_change_applies_at_once(client, admin, agent):

@@ -9,10 +9,13 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import pytest
+import redis
+
 from nhi import clock
 from nhi.models import Approval, AuditEvent, OutboxEvent
 from tests.authz_helpers import decide, grant, make_agent, make_tool
-from tests.conftest import assert_problem
+from tests.conftest import REQUIRE_SERVICES, assert_problem
 
 PARAMS = {"query": "select 1", "database": "analytics"}
 
@@ -190,3 +193,50 @@ def test_tool_without_approval_is_authorized_directly(client, admin, db):
         ),
         422,
     )
+
+
+@pytest.mark.parametrize("rate_limit", ["database", "redis"])
+def test_concurrent_identical_calls_share_one_pending_approval(
+    rate_limit, app, database_uri, client, admin, db
+):
+    import threading
+
+    from flask import Flask
+
+    from nhi import create_app
+    from tests.conftest import base_config
+
+    target: Flask = app
+    if rate_limit == "redis":
+        redis_url = "redis://127.0.0.1:6379/0"
+        try:
+            redis.Redis.from_url(redis_url, socket_connect_timeout=2).ping()
+        except redis.RedisError:
+            if REQUIRE_SERVICES:
+                pytest.fail("Redis is required (NHI_TEST_REQUIRE_SERVICES) but not reachable")
+            pytest.skip("Redis not reachable")
+        target = create_app({**base_config(database_uri), "REDIS_URL": redis_url})
+    agent, _ = setup_tool_agent(client, admin)
+    barrier = threading.Barrier(8)
+    results: list[dict] = []
+
+    def call() -> None:
+        local = target.test_client()
+        barrier.wait()
+        resp = local.post(
+            f"/nhi/agents/{agent['id']}/authorize",
+            json={"tool": "sql-query", "parameters": PARAMS},
+            headers=admin,
+        )
+        results.append(resp.get_json() | {"status": resp.status_code})
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r["status"] for r in results] == [200] * 8
+    assert all(r["requires_approval"] for r in results)
+    rows = approvals(db)
+    assert len(rows) == 1 and rows[0].status == "pending"
+    assert {r["approval_id"] for r in results} == {str(rows[0].id)}
