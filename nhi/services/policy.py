@@ -15,6 +15,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jsonschema.exceptions import SchemaError, best_match
+from referencing import Registry
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012, specification_with
 from jsonschema.protocols import Validator
 from jsonschema.validators import Draft202012Validator, validator_for
 
@@ -252,16 +255,42 @@ def compile_policy(rows: Iterable[Mapping[str, Any]]) -> Policy:
     return policy
 
 
+def _refs(node: Any) -> Iterable[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("$ref", "$dynamicRef") and isinstance(value, str):
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+
+
 def check_json_schema(schema: Any) -> str | None:
-    """None when ``schema`` is a valid JSON Schema, else a message naming the problem."""
+    """None when ``schema`` is a valid JSON Schema whose references all resolve inside it,
+    else a message naming the problem. Remote references are never fetched."""
     if not isinstance(schema, dict):
         return "parameters_schema must be a JSON object"
-    cls = validator_for(schema, default=Draft202012Validator)
+    if "$schema" in schema and not isinstance(schema["$schema"], str):
+        return "invalid JSON Schema at $schema: must be a string (a dialect URI)"
     try:
+        cls = validator_for(schema, default=Draft202012Validator)
         cls.check_schema(schema)
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
         return f"invalid JSON Schema at {where}: {exc.message}"
+    try:
+        dialect = schema.get("$schema")
+        spec = specification_with(dialect, default=DRAFT202012) if dialect else DRAFT202012
+        resource = spec.create_resource(schema)
+        resolver = Registry().with_resource("", resource).resolver(base_uri=resource.id() or "")
+        for ref in _refs(schema):
+            resolver.lookup(ref)
+    except Unresolvable as exc:
+        return f"invalid JSON Schema: reference {exc.ref!r} does not resolve within the schema"
+    except (ValueError, TypeError, LookupError) as exc:  # malformed identifiers and the like
+        return f"invalid JSON Schema: {exc}"
     return None
 
 
@@ -274,7 +303,10 @@ class CompiledTool:
 
     def first_error(self, parameters: Any) -> str | None:
         """The most relevant schema error as ``path: message``, or None when valid."""
-        error = best_match(self.validator.iter_errors(parameters))
+        try:
+            error = best_match(self.validator.iter_errors(parameters))
+        except Unresolvable as exc:  # a schema stored before references were checked
+            return f"$: the tool's parameters_schema has an unresolvable reference {exc.ref!r}"
         if error is None:
             return None
         where = "$" + "".join(

@@ -179,3 +179,35 @@ def test_roles(client, admin, auth, db):
     ).get_json()
     assert_problem(client.get("/nhi/tools", headers=auth("agent", sub=agent["id"])), 403)
     assert stored_tool(db, tool["id"]) is not None
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"$ref": "#/$defs/missing"},
+        {"$ref": "http://example.com/x.json"},
+        {"$ref": "urn:nope"},
+        {"type": "object", "properties": {"a": {"$ref": "#/definitions/none"}}},
+        {"$schema": 123},
+    ],
+)
+def test_schemas_with_unresolvable_references_are_422(client, admin, db, schema):
+    from nhi.models.tools import Tool
+
+    resp = client.post(
+        "/nhi/tools", json={"name": "r1", "parameters_schema": schema}, headers=admin
+    )
+    assert_problem(resp, 422, field="parameters_schema")
+    assert db.session.execute(db.select(Tool)).first() is None
+
+
+def test_local_references_are_fine(client, admin):
+    schema = {
+        "$defs": {"q": {"type": "string"}},
+        "type": "object",
+        "properties": {"query": {"$ref": "#/$defs/q"}},
+    }
+    resp = client.post(
+        "/nhi/tools", json={"name": "r2", "parameters_schema": schema}, headers=admin
+    )
+    assert resp.status_code == 201
