@@ -11,6 +11,7 @@ call scans the log.
 
 from __future__ import annotations
 
+import logging
 import math
 import uuid
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from redis import Redis
+from redis.exceptions import RedisError
 
 from nhi.extensions import db
 from nhi.models.ratelimit import RateLimitHit
@@ -51,12 +53,23 @@ def _retry_after(oldest: datetime, now: datetime, window: timedelta) -> int:
     return max(1, math.ceil((oldest + window - now).total_seconds()))
 
 
+log = logging.getLogger(__name__)
+
+
 def hit(
     key: str, limit: int, now: datetime, *, redis: Redis | None, window: timedelta = WINDOW
 ) -> RateResult:
-    """Count one action for ``key`` if fewer than ``limit`` happened in the trailing window."""
+    """Count one action for ``key`` if fewer than ``limit`` happened in the trailing window.
+
+    With Redis unreachable the database counts instead, so authorize keeps answering (every
+    process that cannot reach Redis shares the database's count; the two counts are not merged,
+    which may admit up to ``limit`` more in the minute of an outage).
+    """
     if redis is not None:
-        return _redis_hit(redis, key, limit, now, window)
+        try:
+            return _redis_hit(redis, key, limit, now, window)
+        except RedisError as exc:
+            log.warning("rate limit: Redis unreachable (%s); counting in the database", exc)
     return _db_hit(key, limit, now, window)
 
 

@@ -583,3 +583,24 @@ def test_permissions_of_one_agent_do_not_leak_to_another(client, admin, agent, d
     assert db.session.execute(db.select(AgentPermission)).scalars().one().agent_id == uuid.UUID(
         agent["id"]
     )
+
+
+def test_authorize_keeps_answering_when_redis_is_down(database_uri, admin, auth):
+    """Rate limits fall back to the database while Redis is unreachable (no 500)."""
+    from nhi import create_app
+    from tests.authz_helpers import grant as grant_permission
+    from tests.conftest import base_config
+
+    app = create_app({**base_config(database_uri), "REDIS_URL": "redis://127.0.0.1:1/0"})
+    client = app.test_client()
+    agent = make_agent(client, admin, max_actions_per_minute=2)
+    grant_permission(client, admin, agent["id"], resource="database:analytics", action="read")
+    codes = [
+        client.post(
+            f"/nhi/agents/{agent['id']}/authorize",
+            headers=admin,
+            json={"resource": "database:analytics", "action": "read"},
+        ).status_code
+        for _ in range(3)
+    ]
+    assert codes == [200, 200, 429]
