@@ -1,27 +1,72 @@
-"""RQ worker entry point: ``python worker.py`` (needs NHI_REDIS_URL)."""
+"""RQ worker entry point: ``python worker.py [--burst] [--queues a,b]`` (needs NHI_REDIS_URL).
+
+One process runs an RQ worker (JSON serializer, never pickle) on the named queues with RQ's
+scheduler (delayed jobs such as webhook retries) and, in a thread, the periodic jobs registered in
+``nhi.periodic``. SIGTERM/SIGINT: warm shutdown (the current job finishes, then the process exits).
+Jobs get the app context from ``nhi.jobs.job``. With ``--burst`` the worker runs one periodic tick,
+works until the queues are empty, and exits.
+"""
 
 from __future__ import annotations
 
+import argparse
+import logging
 import sys
+import threading
 
 from rq import Worker
 from rq.serializers import JSONSerializer
 
-from nhi import create_app
-from nhi.jobs import redis_connection
+from nhi import create_app, jobs, periodic
 
-QUEUES = ["default"]
+log = logging.getLogger("nhi.worker")
 
 
-def main() -> int:
+def _periodic_loop(app: object, stop: threading.Event) -> None:
+    with app.app_context():  # type: ignore[attr-defined]
+        conn = jobs.redis_connection()
+        assert conn is not None
+        while not stop.is_set():
+            try:
+                periodic.tick(conn)
+            except Exception as exc:  # Redis away: try again next second
+                log.warning("periodic tick failed: %s", exc)
+            stop.wait(1.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    parser.add_argument("--queues", default=",".join(jobs.QUEUES), help="comma-separated")
+    args = parser.parse_args(argv)
+
     app = create_app()
+    jobs.bind_app(app)
     with app.app_context():
-        conn = redis_connection()
-        if conn is None:
-            print("NHI_REDIS_URL is not set: jobs run inline in the server.", file=sys.stderr)
-            return 2
-        worker = Worker(QUEUES, connection=conn, serializer=JSONSerializer)
-        worker.work(with_scheduler=True)
+        conn = jobs.redis_connection()
+    if conn is None:
+        print(
+            "NHI_REDIS_URL is not set: jobs run inline in the server; "
+            "run `flask --app app jobs run-periodic` from cron for the periodic jobs.",
+            file=sys.stderr,
+        )
+        return 2
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    worker = Worker(queues, connection=conn, serializer=JSONSerializer)
+    stop = threading.Event()
+    ticker = None
+    if args.burst:
+        with app.app_context():
+            periodic.tick(conn)
+    else:
+        ticker = threading.Thread(target=_periodic_loop, args=(app, stop), daemon=True)
+        ticker.start()
+    try:
+        worker.work(burst=args.burst, with_scheduler=True)
+    finally:
+        stop.set()
+        if ticker is not None:
+            ticker.join(timeout=5)
     return 0
 
 

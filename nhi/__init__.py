@@ -48,6 +48,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     register_api(app, api)
     cli.register(app)
+    from nhi import relay_hooks
+
+    relay_hooks.init_app(app)  # relay outbox events after the request that committed them
     return app
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from nhi.api import audit, auth, health, identities
+from nhi.api import webhooks as webhooks_api
 from nhi.extensions import ProblemApi
 
 
@@ -16,5 +17,6 @@ def register(app: Flask, api: ProblemApi) -> None:
         identities.service_accounts_blp,
         identities.agents_blp,
         audit.blp,
+        webhooks_api.blp,
     ):
         api.register_blueprint(blp)
