@@ -14,12 +14,24 @@ import logging
 import sys
 import threading
 
+from redis import Redis
 from rq import Worker
 from rq.serializers import JSONSerializer
 
 from nhi import create_app, jobs, periodic
 
 log = logging.getLogger("nhi.worker")
+
+
+class NhiWorker(Worker):
+    """RQ's forking worker, with a bounded wait for its pub/sub thread at shutdown: redis-py 8's
+    ``PubSubWorkerThread.stop()`` joins the thread, which may sit in a 60 s read, so RQ 3.0's
+    teardown could hang for a minute after a burst or a SIGTERM."""
+
+    def unsubscribe(self) -> None:
+        if self.pubsub_thread:
+            self.pubsub.unsubscribe()
+            self.pubsub_thread.stop(timeout=1)
 
 
 def _periodic_loop(app: object, stop: threading.Event) -> None:
@@ -42,17 +54,19 @@ def main(argv: list[str] | None = None) -> int:
 
     app = create_app()
     jobs.bind_app(app)
-    with app.app_context():
-        conn = jobs.redis_connection()
-    if conn is None:
+    url = app.config.get("REDIS_URL")
+    if not url:
         print(
             "NHI_REDIS_URL is not set: jobs run inline in the server; "
             "run `flask --app app jobs run-periodic` from cron for the periodic jobs.",
             file=sys.stderr,
         )
         return 2
+    # The worker blocks in BLPOP for minutes: its connection must not have the short socket
+    # timeout of the app's client.
+    conn = Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
-    worker = Worker(queues, connection=conn, serializer=JSONSerializer)
+    worker = NhiWorker(queues, connection=conn, serializer=JSONSerializer)
     stop = threading.Event()
     ticker = None
     if args.burst:

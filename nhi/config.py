@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_MAX_RESPONSE_BYTES": 65536,
     "WEBHOOK_MAX_ATTEMPTS": 10,
     "WEBHOOK_RETRY_SCALE": 1.0,
+    "WEBHOOK_LEASE_MARGIN": 20,
     "ENV": "development",
     # flask-smorest / OpenAPI
     "API_TITLE": "nhi",

@@ -49,7 +49,7 @@ def redis_connection() -> Redis | None:
     return conn
 
 
-def bind_app(app: Flask) -> None:
+def bind_app(app: Flask | None) -> None:
     """The app whose context jobs run in when no context is active (set by the worker)."""
     global _bound_app
     _bound_app = app
@@ -73,15 +73,18 @@ def job(
 ) -> Callable[[F], F]:
     """Declare an RQ job: its queue, ``job_timeout`` and ``Retry`` policy.
 
-    Inside an app context (inline mode) the function runs as is; on a worker it gets a fresh app
-    context and its session is removed afterwards. Exceptions are never swallowed: RQ records
-    them and retries. Events the job commits to the outbox are relayed when it finishes.
+    Called inline (embedded mode) it runs in the caller's app context; run by RQ it gets a fresh
+    context of the worker's app and its session is removed afterwards. Exceptions are never
+    swallowed: RQ records them and retries. Events the job commits to the outbox are relayed
+    when it finishes.
     """
 
     def decorator(func: F) -> F:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if has_app_context():
+            from rq import get_current_job
+
+            if get_current_job() is None and has_app_context():  # inline: the caller's context
                 return func(*args, **kwargs)
             from nhi import relay_hooks
             from nhi.extensions import db

@@ -40,8 +40,9 @@ RELAY_BATCH = 500
 SWEEP_BATCH = 1000
 BASE_DELAY = 10.0  # seconds before the first retry; x4 per attempt, capped
 MAX_DELAY = 6 * 3600.0
-LEASE_MARGIN = 30.0
 SWEEP_GRACE = timedelta(minutes=2)
+# RQ's scheduler keeps due times in whole seconds, so a scheduled retry may run up to 1 s early.
+EARLY_SLACK = timedelta(seconds=1)
 LOG_KEEP = 20
 
 
@@ -176,9 +177,9 @@ def dispatch(delivery_ids: Sequence[uuid.UUID]) -> None:
 
 
 def lease_seconds() -> float:
-    return (
-        float(_cfg("WEBHOOK_CONNECT_TIMEOUT")) + float(_cfg("WEBHOOK_READ_TIMEOUT")) + LEASE_MARGIN
-    )
+    """How long an attempt owns its delivery: past it, a killed worker's claim lapses."""
+    keys = ("WEBHOOK_CONNECT_TIMEOUT", "WEBHOOK_READ_TIMEOUT", "WEBHOOK_LEASE_MARGIN")
+    return sum(float(_cfg(k)) for k in keys)
 
 
 def _claim(delivery_id: uuid.UUID, now: datetime) -> bool:
@@ -220,10 +221,24 @@ def _sign(secrets_: list[str], msg_id: str, timestamp: int, body: bytes) -> str:
     return " ".join(sigs)
 
 
+def _wait_if_slightly_early(delivery_id: uuid.UUID) -> None:
+    due = db.session.execute(
+        db.select(WebhookDelivery.next_attempt_at).where(
+            WebhookDelivery.id == delivery_id, WebhookDelivery.status == "pending"
+        )
+    ).scalar_one_or_none()
+    db.session.commit()
+    if due is not None:
+        early = (due - clock.now()).total_seconds()
+        if 0 < early <= EARLY_SLACK.total_seconds():
+            time.sleep(early)
+
+
 def attempt(delivery_id: uuid.UUID) -> str:
     """Make one attempt of a due delivery; returns its status afterwards, or "skipped" when the
     delivery is gone, not due, or claimed by another attempt. Network and HTTP failures are
     outcomes (recorded, retried later), not exceptions."""
+    _wait_if_slightly_early(delivery_id)
     now = clock.now()
     if not _claim(delivery_id, now):
         return "skipped"
