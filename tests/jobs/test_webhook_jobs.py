@@ -232,7 +232,8 @@ def test_worker_registers_periodic_jobs_and_stops_on_sigterm(rq_app, database_ur
     proc = start_worker(worker_env(database_uri, redis_url))
     try:
         deadline = time.monotonic() + 20
-        while not conn.exists("nhi:periodic:relay_outbox"):
+        keys = [f"nhi:periodic:{p.name}" for p in periodic.PERIODIC]
+        while conn.exists(*keys) < len(keys):
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
             assert time.monotonic() < deadline, "the periodic jobs were not registered"
             time.sleep(0.1)
