@@ -10,10 +10,12 @@ works until the queues are empty, and exits.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 import threading
 
+from flask import Flask
 from redis import Redis
 from rq import Worker
 from rq.serializers import JSONSerializer
@@ -46,6 +48,30 @@ def _periodic_loop(app: object, stop: threading.Event) -> None:
             stop.wait(1.0)
 
 
+def _warm_up(app: Flask) -> None:
+    """Do once in the parent what every forked work horse would otherwise redo per job: configure
+    the ORM mappers and compile the delivery path's SQL (cached on the engine). The connections
+    used for that are closed again, so no horse inherits a socket."""
+    from sqlalchemy.orm import configure_mappers
+
+    from nhi.extensions import db
+    from nhi.services import deliveries
+
+    configure_mappers()
+    with app.app_context():
+        try:
+            deliveries.warm_up()
+        except Exception as exc:  # no schema yet, database down: the jobs will say so
+            log.warning("warm-up skipped: %s", exc)
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+    # Objects made so far live as long as the worker: keep the collector from touching (and so
+    # copying) their pages in every forked horse.
+    gc.collect()
+    gc.freeze()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
@@ -65,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     # The worker blocks in BLPOP for minutes: its connection must not have the short socket
     # timeout of the app's client.
     conn = Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+    _warm_up(app)
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
     worker = NhiWorker(queues, connection=conn, serializer=JSONSerializer)
     stop = threading.Event()

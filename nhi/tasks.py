@@ -11,17 +11,19 @@ import uuid
 from datetime import timedelta
 
 from nhi import jobs
-from nhi.services import audit, deliveries
+from nhi.services import audit, deliveries, relay
 
 # The attempt itself is bounded by the webhook timeouts (3 s + 10 s by default); the job
 # timeout is a backstop for a receiver that drips its answer.
 DELIVERY_JOB_TIMEOUT = 60
+# A chunk stops starting attempts after BATCH_BUDGET (30 s); the last one may take 13 s more.
+BATCH_JOB_TIMEOUT = 90
 
 
 @jobs.job(queue="default", timeout=300)
 def relay_outbox() -> int:
     """Move committed outbox events to delivery rows and dispatch them."""
-    return deliveries.relay_outbox()
+    return relay.relay_outbox()
 
 
 @jobs.job(queue="webhooks", timeout=DELIVERY_JOB_TIMEOUT, retries=3, retry_intervals=(30, 120, 600))
@@ -30,10 +32,16 @@ def deliver_webhook(delivery_id: str) -> str:
     return deliveries.attempt(uuid.UUID(delivery_id))
 
 
+@jobs.job(queue="webhooks", timeout=BATCH_JOB_TIMEOUT, retries=3, retry_intervals=(30, 120, 600))
+def deliver_webhooks(delivery_ids: list[str]) -> int:
+    """Attempts of a chunk of deliveries to one webhook (see ``deliveries.attempt_batch``)."""
+    return deliveries.attempt_batch([uuid.UUID(i) for i in delivery_ids])
+
+
 @jobs.job(queue="periodic", timeout=300)
-def sweep_deliveries(grace_seconds: int = int(deliveries.SWEEP_GRACE.total_seconds())) -> int:
+def sweep_deliveries(grace_seconds: int = int(relay.SWEEP_GRACE.total_seconds())) -> int:
     """Re-dispatch overdue deliveries and those whose worker died mid-attempt."""
-    return deliveries.sweep(grace=timedelta(seconds=grace_seconds))
+    return relay.sweep(grace=timedelta(seconds=grace_seconds))
 
 
 @jobs.job(queue="periodic", timeout=600)
@@ -45,4 +53,4 @@ def seal_audit_chains() -> int:
 @jobs.job(queue="periodic", timeout=600)
 def prune_outbox() -> int:
     """Delete relayed outbox rows older than a week."""
-    return deliveries.prune()
+    return relay.prune()

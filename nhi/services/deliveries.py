@@ -1,4 +1,4 @@
-"""From the outbox to the receivers: relay, one delivery attempt, retries, and the sweep.
+"""Delivering messages to receivers: dispatch to jobs, attempts, retries, disabling.
 
 Guarantees:
 - nothing committed is lost: an event stays in the outbox until the relay has committed its
@@ -24,11 +24,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.dialects import postgresql, sqlite
 
 from nhi import clock, outbound
 from nhi.extensions import db
-from nhi.models.outbox import OutboxEvent
 from nhi.models.webhooks import WebhookDelivery, WebhookSubscription
 from nhi.principal import Principal
 from nhi.services import audit
@@ -36,11 +34,11 @@ from nhi.services.webhooks import signing_secrets
 
 log = logging.getLogger(__name__)
 
-RELAY_BATCH = 500
-SWEEP_BATCH = 1000
+# Deliveries per job (one webhook each) and the time one job spends before handing the rest on.
+BATCH_SIZE = 20
+BATCH_BUDGET = 30.0
 BASE_DELAY = 10.0  # seconds before the first retry; x4 per attempt, capped
 MAX_DELAY = 6 * 3600.0
-SWEEP_GRACE = timedelta(minutes=2)
 # RQ's scheduler keeps due times in whole seconds, so a scheduled retry may run up to 1 s early.
 EARLY_SLACK = timedelta(seconds=1)
 LOG_KEEP = 20
@@ -74,102 +72,30 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def relay_outbox() -> int:
-    """Turn unrelayed outbox events into delivery rows (one per matching active subscription),
-    mark them relayed, commit, then dispatch the new deliveries. Returns events relayed."""
-    relayed = 0
-    while True:
-        events = (
-            db.session.execute(
-                db.select(OutboxEvent)
-                .where(OutboxEvent.relayed_at.is_(None))
-                .order_by(OutboxEvent.occurred_at, OutboxEvent.id)
-                .limit(RELAY_BATCH)
-                .with_for_update(skip_locked=True)
-            )
-            .scalars()
-            .all()
-        )
-        if not events:
-            db.session.commit()
-            return relayed
-        tenants = {e.tenant_id for e in events}
-        subs = (
-            db.session.execute(
-                db.select(WebhookSubscription).where(
-                    WebhookSubscription.tenant_id.in_(tenants),
-                    WebhookSubscription.active.is_(True),
-                )
-            )
-            .scalars()
-            .all()
-        )
-        now = clock.now()
-        rows = [
-            {
-                "id": uuid.uuid4(),
-                "tenant_id": event.tenant_id,
-                "subscription_id": sub.id,
-                "event_id": event.id,
-                "event_type": event.event_type,
-                "payload": _body(event),
-                "status": "pending",
-                "attempts": 0,
-                "round_attempts": 0,
-                "next_attempt_at": now,
-                "attempt_log": [],
-                "created_at": now,
-            }
-            for event in events
-            for sub in subs
-            if sub.tenant_id == event.tenant_id
-            and sub.wants(event.event_type)
-            and sub.created_at <= event.occurred_at
-        ]
-        new_ids: list[uuid.UUID] = []
-        if rows:
-            insert = postgresql.insert if _dialect() == "postgresql" else sqlite.insert
-            stmt = (
-                insert(WebhookDelivery)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=["event_id", "subscription_id"])
-                .returning(WebhookDelivery.id)
-            )
-            new_ids = list(db.session.execute(stmt).scalars())
-        db.session.execute(
-            sa.update(OutboxEvent)
-            .where(OutboxEvent.id.in_([e.id for e in events]))
-            .values(relayed_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        db.session.commit()
-        relayed += len(events)
-        dispatch(new_ids)
-
-
-def _dialect() -> str:
-    return db.session.get_bind().dialect.name
-
-
-def _body(event: OutboxEvent) -> dict[str, Any]:
-    return {
-        "id": str(event.id),
-        "type": event.event_type,
-        "timestamp": clock.isoformat(event.occurred_at),
-        "tenant_id": str(event.tenant_id),
-        "data": event.data,
-    }
-
-
-def dispatch(delivery_ids: Sequence[uuid.UUID]) -> None:
-    """Hand deliveries to the job queue (inline: attempt them now). A queue failure is logged
-    and left to the sweep: the rows are committed and due."""
+def dispatch(delivery_ids: Sequence[uuid.UUID], *, chunk: int = BATCH_SIZE) -> None:
+    """Hand deliveries to the job queue (inline: attempt them now), one job per chunk of up to
+    ``chunk`` deliveries to the same webhook. A queue failure is logged and left to the sweep:
+    the rows are committed and due."""
     if not delivery_ids:
         return
     from nhi import jobs, tasks
 
+    pairs = db.session.execute(
+        db.select(WebhookDelivery.id, WebhookDelivery.subscription_id).where(
+            WebhookDelivery.id.in_(list(delivery_ids))
+        )
+    ).all()
+    db.session.commit()
+    by_sub: dict[uuid.UUID, list[str]] = {}
+    for delivery_id, sub_id in pairs:
+        by_sub.setdefault(sub_id, []).append(str(delivery_id))
+    order = {str(d): n for n, d in enumerate(delivery_ids)}
+    batches = []
+    for ids in by_sub.values():
+        ids.sort(key=order.__getitem__)
+        batches += [(ids[n : n + chunk],) for n in range(0, len(ids), chunk)]
     try:
-        jobs.enqueue_many(tasks.deliver_webhook, [(str(i),) for i in delivery_ids])
+        jobs.enqueue_many(tasks.deliver_webhooks, batches)
     except Exception as exc:
         if jobs.redis_connection() is None:
             raise
@@ -221,27 +147,36 @@ def _sign(secrets_: list[str], msg_id: str, timestamp: int, body: bytes) -> str:
     return " ".join(sigs)
 
 
-def _wait_if_slightly_early(delivery_id: uuid.UUID) -> None:
+def _slightly_early(delivery_id: uuid.UUID) -> bool:
+    """Wait out a due time less than a second away (True), so that an attempt handed over early
+    by RQ's whole-second scheduler is made rather than skipped."""
     due = db.session.execute(
         db.select(WebhookDelivery.next_attempt_at).where(
             WebhookDelivery.id == delivery_id, WebhookDelivery.status == "pending"
         )
     ).scalar_one_or_none()
     db.session.commit()
-    if due is not None:
-        early = (due - clock.now()).total_seconds()
-        if 0 < early <= EARLY_SLACK.total_seconds():
-            time.sleep(early)
+    if due is None:
+        return False
+    early = (due - clock.now()).total_seconds()
+    if 0 < early <= EARLY_SLACK.total_seconds():
+        time.sleep(early)
+        return True
+    return False
 
 
 def attempt(delivery_id: uuid.UUID) -> str:
-    """Make one attempt of a due delivery; returns its status afterwards, or "skipped" when the
-    delivery is gone, not due, or claimed by another attempt. Network and HTTP failures are
-    outcomes (recorded, retried later), not exceptions."""
-    _wait_if_slightly_early(delivery_id)
+    """Make one attempt of a due delivery; returns its status afterwards ("unreachable" for a
+    pending one whose receiver gave no HTTP answer), or "skipped" when the delivery is gone, not
+    due, or claimed by another attempt. Network and HTTP failures are outcomes (recorded, retried
+    later), not exceptions."""
     now = clock.now()
     if not _claim(delivery_id, now):
-        return "skipped"
+        if not _slightly_early(delivery_id):
+            return "skipped"
+        now = clock.now()
+        if not _claim(delivery_id, now):
+            return "skipped"
     delivery = db.session.get(WebhookDelivery, delivery_id)
     if delivery is None:
         return "skipped"
@@ -269,7 +204,26 @@ def attempt(delivery_id: uuid.UUID) -> str:
         allow_private=bool(_cfg("WEBHOOK_ALLOW_PRIVATE")),
     )
     response = outbound.post(url, body, headers, limits)
-    return _record(delivery_id, response)
+    status = _record(delivery_id, response)
+    return "unreachable" if status == "pending" and response.status is None else status
+
+
+def attempt_batch(delivery_ids: Sequence[uuid.UUID], *, budget: float = BATCH_BUDGET) -> int:
+    """Attempt deliveries in order (a chunk for one endpoint); returns how many were attempted.
+
+    An endpoint that gave no HTTP answer (timeout, refused connection) is not tried again in this
+    chunk, and neither is anything once ``budget`` seconds are spent: the rest are dispatched as
+    jobs of their own, so one slow receiver never holds up the others for long.
+    """
+    started = time.monotonic()
+    for index, delivery_id in enumerate(delivery_ids):
+        if index and time.monotonic() - started > budget:
+            dispatch(delivery_ids[index:], chunk=1)
+            return index
+        if attempt(delivery_id) == "unreachable":
+            dispatch(delivery_ids[index + 1 :], chunk=1)
+            return index + 1
+    return len(delivery_ids)
 
 
 def _finish(
@@ -374,38 +328,11 @@ def _disable(subscription_id: uuid.UUID, reason: str, now: datetime) -> None:
     )
 
 
-def sweep(*, grace: timedelta = SWEEP_GRACE) -> int:
-    """Re-dispatch deliveries that are overdue by more than ``grace`` (a lost job or an outage)
-    and those whose attempt lease lapsed (a killed worker). Returns how many were dispatched."""
-    now = clock.now()
-    ids = list(
-        db.session.execute(
-            db.select(WebhookDelivery.id)
-            .where(
-                sa.or_(
-                    sa.and_(
-                        WebhookDelivery.status == "pending",
-                        WebhookDelivery.next_attempt_at <= now - grace,
-                    ),
-                    sa.and_(WebhookDelivery.status == "sending", WebhookDelivery.lease_until < now),
-                )
-            )
-            .order_by(WebhookDelivery.next_attempt_at)
-            .limit(SWEEP_BATCH)
-        ).scalars()
-    )
-    db.session.commit()
-    dispatch(ids)
-    return len(ids)
-
-
-def prune(*, outbox_age: timedelta = timedelta(days=7)) -> int:
-    """Delete relayed outbox rows older than ``outbox_age``; returns how many."""
-    cutoff = clock.now() - outbox_age
-    result = db.session.execute(
-        sa.delete(OutboxEvent).where(
-            OutboxEvent.relayed_at.is_not(None), OutboxEvent.relayed_at < cutoff
-        )
-    )
-    db.session.commit()
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+def warm_up() -> None:
+    """Run the delivery path's statements once on a row that does not exist (nothing changes), so
+    that their compiled SQL is cached before a worker forks its work horses."""
+    missing = uuid.uuid4()
+    attempt(missing)
+    db.session.get(WebhookDelivery, missing)
+    db.session.get(WebhookSubscription, missing)
+    db.session.rollback()

@@ -22,7 +22,7 @@ from rq.serializers import JSONSerializer
 from nhi import jobs, periodic
 from nhi.extensions import db
 from nhi.models import AuditEvent, OutboxEvent, WebhookDelivery, WebhookSubscription
-from nhi.services import deliveries
+from nhi.services import deliveries, relay
 from tests.jobs.conftest import (
     free_port,
     kill_worker,
@@ -218,7 +218,7 @@ def test_a_worker_killed_mid_delivery_is_retried(rq_app, admin, database_uri, re
             lease = deliveries.lease_seconds()
         time.sleep(lease + 0.2)
         with rq_app.app_context():
-            assert deliveries.sweep() == 1  # the lapsed claim is dispatched again
+            assert relay.sweep() == 1  # the lapsed claim is dispatched again
         run_burst_worker(env)
         got = r.wait_for(2)
         assert got[0].webhook_id == got[1].webhook_id
@@ -256,3 +256,19 @@ def test_inline_mode_runs_the_same_jobs_without_redis(app, admin):
         assert jobs.redis_connection() is None
         assert jobs.enqueue_at(deliveries.clock.now(), lambda: None) is False
         assert periodic.run_all()["relay_outbox"] == 0
+
+
+def test_an_unreachable_receiver_does_not_hold_up_the_rest_of_its_chunk(rq_app, admin):
+    client = rq_app.test_client()
+    with Receiver() as r:
+        _subscribe(client, admin, r.url)
+        r.plan.append(Reply(200, hang=10))  # the first attempt times out (read timeout 2 s)
+        for n in range(3):
+            client.post("/nhi/service-accounts", headers=admin, json={**SA, "name": f"n{n}"})
+        started = time.monotonic()
+        work_until(rq_app, lambda: len(r.requests) >= 3, timeout=30)
+        assert time.monotonic() - started < 10
+    rows = _deliveries(rq_app)
+    assert sorted(d.status for d in rows) == ["pending", "succeeded", "succeeded"]
+    (stuck,) = [d for d in rows if d.status == "pending"]
+    assert stuck.last_error == "timed out" and stuck.next_attempt_at is not None
