@@ -148,8 +148,9 @@ def _sign(secrets_: list[str], msg_id: str, timestamp: int, body: bytes) -> str:
 
 
 def _slightly_early(delivery_id: uuid.UUID) -> bool:
-    """Wait out a due time less than a second away (True), so that an attempt handed over early
-    by RQ's whole-second scheduler is made rather than skipped."""
+    """For a job that arrived before its delivery is due: wait out a due time at most a second
+    away (True; RQ's scheduler keeps whole seconds), or schedule the attempt again for its due
+    time (False), so that an early job never drops the retry."""
     due = db.session.execute(
         db.select(WebhookDelivery.next_attempt_at).where(
             WebhookDelivery.id == delivery_id, WebhookDelivery.status == "pending"
@@ -162,6 +163,8 @@ def _slightly_early(delivery_id: uuid.UUID) -> bool:
     if 0 < early <= EARLY_SLACK.total_seconds():
         time.sleep(early)
         return True
+    if early > 0:
+        _schedule(delivery_id, due)
     return False
 
 

@@ -150,10 +150,27 @@ def work_until(app: Flask, done: Callable[[], bool], timeout: float = 20.0) -> N
     deadline = time.monotonic() + timeout
     while not done():
         if time.monotonic() > deadline:
-            raise AssertionError("the jobs did not finish in time")
+            raise AssertionError("the jobs did not finish in time: " + _job_state(app, conn))
         worker = _InProcessWorker(list(jobs.QUEUES), connection=conn, serializer=JSONSerializer)
         worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
         time.sleep(0.02)
+
+
+def _job_state(app: Flask, conn: Redis) -> str:
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    from nhi.models import WebhookDelivery
+
+    with app.app_context():
+        rows = _db.session.execute(_db.select(WebhookDelivery)).scalars().all()
+        state = [(d.status, d.attempts, d.next_attempt_at, d.last_error) for d in rows]
+    queues = {
+        name: (q.count, q.scheduled_job_registry.count)
+        for name in jobs.QUEUES
+        for q in [Queue(name, connection=conn, serializer=JSONSerializer)]
+    }
+    return f"deliveries={state} queues(count, scheduled)={queues} locks={conn.keys('*lock*')}"
 
 
 def free_port() -> int:
