@@ -36,16 +36,15 @@ class NhiWorker(Worker):
             self.pubsub_thread.stop(timeout=1)
 
 
-def _periodic_loop(app: object, stop: threading.Event) -> None:
-    with app.app_context():  # type: ignore[attr-defined]
-        conn = jobs.redis_connection()
-        assert conn is not None
-        while not stop.is_set():
-            try:
-                periodic.tick(conn)
-            except Exception as exc:  # Redis away: try again next second
-                log.warning("periodic tick failed: %s", exc)
-            stop.wait(1.0)
+def _periodic_loop(url: str, stop: threading.Event) -> None:
+    """Enqueue due periodic jobs every second, on a Redis client of this thread's own."""
+    conn = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    while not stop.is_set():
+        try:
+            periodic.tick(conn)
+        except Exception as exc:  # Redis away: try again next second
+            log.warning("periodic tick failed: %s", exc)
+        stop.wait(1.0)
 
 
 def _warm_up(app: Flask) -> None:
@@ -97,10 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     ticker = None
     if args.burst:
-        with app.app_context():
-            periodic.tick(conn)
+        periodic.tick(conn)
     else:
-        ticker = threading.Thread(target=_periodic_loop, args=(app, stop), daemon=True)
+        ticker = threading.Thread(target=_periodic_loop, args=(url, stop), daemon=True)
         ticker.start()
     try:
         worker.work(burst=args.burst, with_scheduler=True)

@@ -126,13 +126,20 @@ def _options(spec: JobSpec) -> dict[str, Any]:
     }
 
 
-def enqueue(func: Callable[..., Any], *args: Any, queue: str | None = None) -> Any:
+def enqueue(
+    func: Callable[..., Any],
+    *args: Any,
+    queue: str | None = None,
+    connection: Redis | None = None,
+) -> Any:
     """Run ``func`` on an RQ worker, or inline right now when there is no Redis.
 
     Arguments must be JSON-serialisable (ids and primitives): jobs use RQ's JSONSerializer.
-    Raises redis errors when Redis is configured but unreachable.
+    Raises redis errors when Redis is configured but unreachable. ``connection`` overrides the
+    app's client (the worker's periodic thread has its own, so no lock of the client that forked
+    work horses inherit is ever held by another thread).
     """
-    conn = redis_connection()
+    conn = connection or redis_connection()
     if conn is None:
         return func(*args)
     spec = _spec(func)

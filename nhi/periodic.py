@@ -47,7 +47,7 @@ def tick(conn: Redis) -> list[str]:
     enqueued = []
     for p in PERIODIC:
         if conn.set(_slot_key(p.name), "1", nx=True, ex=p.interval):
-            jobs.enqueue(p.func, *p.args)
+            jobs.enqueue(p.func, *p.args, connection=conn)
             enqueued.append(p.name)
     return enqueued
 

@@ -310,10 +310,12 @@ def _span(delivery: WebhookDelivery, now: datetime) -> str:
 def _schedule(delivery_id: uuid.UUID, when: datetime) -> None:
     from nhi import jobs, tasks
 
-    try:
-        jobs.enqueue_at(when, tasks.deliver_webhook, str(delivery_id))
-    except Exception as exc:  # the sweep re-dispatches overdue deliveries
-        log.warning("could not schedule the retry of %s: %s", delivery_id, exc)
+    for try_ in (1, 2):  # one more try on a dropped connection
+        try:
+            jobs.enqueue_at(when, tasks.deliver_webhook, str(delivery_id))
+            return
+        except Exception as exc:  # the sweep re-dispatches overdue deliveries
+            log.warning("could not schedule the retry of %s (try %d): %s", delivery_id, try_, exc)
 
 
 def _disable(subscription_id: uuid.UUID, reason: str, now: datetime) -> None:

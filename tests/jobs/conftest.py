@@ -12,16 +12,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from redis import Redis
-from rq import SimpleWorker
+from rq import SimpleWorker, Worker
 
 from nhi import create_app, jobs
 from nhi.extensions import db as _db
+from nhi.services import relay
 from tests.conftest import JWT_SECRET, REQUIRE_SERVICES, base_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,7 +155,18 @@ def work_until(app: Flask, done: Callable[[], bool], timeout: float = 20.0) -> N
             raise AssertionError("the jobs did not finish in time: " + _job_state(app, conn))
         worker = _InProcessWorker(list(jobs.QUEUES), connection=conn, serializer=JSONSerializer)
         worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
+        if _idle(conn):  # what the periodic sweep does in production, without its 2 min grace
+            with app.app_context():
+                relay.sweep(grace=timedelta(0))
         time.sleep(0.02)
+
+
+def _idle(conn: Redis) -> bool:
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    queues = [Queue(n, connection=conn, serializer=JSONSerializer) for n in jobs.QUEUES]
+    return not any(q.count or q.scheduled_job_registry.count for q in queues)
 
 
 def _job_state(app: Flask, conn: Redis) -> str:
@@ -166,11 +179,20 @@ def _job_state(app: Flask, conn: Redis) -> str:
         rows = _db.session.execute(_db.select(WebhookDelivery)).scalars().all()
         state = [(d.status, d.attempts, d.next_attempt_at, d.last_error) for d in rows]
     queues = {
-        name: (q.count, q.scheduled_job_registry.count)
+        name: (
+            q.count,
+            q.scheduled_job_registry.count,
+            q.started_job_registry.count,
+            q.failed_job_registry.count,
+        )
         for name in jobs.QUEUES
         for q in [Queue(name, connection=conn, serializer=JSONSerializer)]
     }
-    return f"deliveries={state} queues(count, scheduled)={queues} locks={conn.keys('*lock*')}"
+    workers = [(w.name, w.pid, w.hostname) for w in Worker.all(connection=conn)]
+    return (
+        f"deliveries={state} queues(queued, scheduled, started, failed)={queues} "
+        f"workers={workers} locks={conn.keys('*lock*')}"
+    )
 
 
 def free_port() -> int:
