@@ -52,6 +52,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(portal_bp)
     cli.register(app)
+    from nhi import relay_hooks
+
+    relay_hooks.init_app(app)  # relay outbox events after the request that committed them
     return app
 
 

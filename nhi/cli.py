@@ -16,6 +16,7 @@ from nhi.tokens import issue_token
 users_cli = AppGroup("users", help="Local human users.")
 tokens_cli = AppGroup("tokens", help="Access tokens.")
 audit_cli = AppGroup("audit", help="The audit log.")
+jobs_cli = AppGroup("jobs", help="Background jobs.")
 
 
 @users_cli.command("create")
@@ -65,6 +66,15 @@ def seal(tenant_id: uuid.UUID) -> None:
     click.echo(f"sealed {audit_svc.seal_chain(tenant_id)} event(s)")
 
 
+@jobs_cli.command("run-periodic")
+def run_periodic() -> None:
+    """Run one pass of every periodic job inline (for cron when there is no Redis worker)."""
+    from nhi import periodic
+
+    for name, result in periodic.run_all().items():
+        click.echo(f"{name}: {result}")
+
+
 @click.command("demo")
 def demo() -> None:
     """Create (or keep) a demo tenant with users, identities and pending work, and say how to
@@ -81,5 +91,5 @@ def demo() -> None:
 
 def register(app: Flask) -> None:
     app.cli.add_command(demo)
-    for group in (users_cli, tokens_cli, audit_cli):
+    for group in (users_cli, tokens_cli, audit_cli, jobs_cli):
         app.cli.add_command(group)

@@ -30,6 +30,13 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_URL": None,
     "APPROVAL_TTL_SECONDS": 3600,
     "WEBHOOK_ALLOW_PRIVATE": False,
+    # Webhook delivery: timeouts (s), response cap (bytes), attempts per round, retry-delay scale.
+    "WEBHOOK_CONNECT_TIMEOUT": 3,
+    "WEBHOOK_READ_TIMEOUT": 10,
+    "WEBHOOK_MAX_RESPONSE_BYTES": 65536,
+    "WEBHOOK_MAX_ATTEMPTS": 10,
+    "WEBHOOK_RETRY_SCALE": 1.0,
+    "WEBHOOK_LEASE_MARGIN": 20,
     "ENV": "development",
     # flask-smorest / OpenAPI
     "API_TITLE": "nhi",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from nhi.api import agent_authz, approvals, audit, auth, health, identities, tools
+from nhi.api import webhooks as webhooks_api
 from nhi.extensions import ProblemApi
 
 
@@ -19,5 +20,6 @@ def register(app: Flask, api: ProblemApi) -> None:
         tools.blp,
         approvals.blp,
         audit.blp,
+        webhooks_api.blp,
     ):
         api.register_blueprint(blp)

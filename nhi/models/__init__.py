@@ -9,6 +9,7 @@ from nhi.models.permissions import AgentPermission
 from nhi.models.ratelimit import RateLimitHit, RateLimitKey
 from nhi.models.tools import Tool, ToolCatalogVersion
 from nhi.models.users import User
+from nhi.models.webhooks import WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "AgentPermission",
@@ -23,4 +24,6 @@ __all__ = [
     "Tool",
     "ToolCatalogVersion",
     "User",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

@@ -225,3 +225,14 @@ def list_events(
         .all()
     )
     return list(rows), total
+
+
+def seal_all_chains() -> int:
+    """Seal the pending events of every tenant that has some (the periodic sealing job)."""
+    tenants = list(
+        db.session.execute(
+            db.select(AuditEvent.tenant_id).where(AuditEvent.hash.is_(None)).distinct()
+        ).scalars()
+    )
+    db.session.commit()
+    return sum(seal_chain(tenant_id) for tenant_id in tenants)

@@ -346,3 +346,18 @@ def test_wait_returns_as_soon_as_the_decision_lands(app, client, auth, setup):
     started = time.monotonic()
     resp = client.get(f"/nhi/approvals/{approval_id}/status?wait=5", headers=setup["token"])
     assert resp.get_json()["status"] == "approved" and time.monotonic() - started < 1
+
+
+def test_cron_pass_persists_expiry(app, client, setup, db):
+    approval_id = request_approval(client, setup)["approval_id"]
+    clock.advance(timedelta(seconds=app.config["APPROVAL_TTL_SECONDS"] + 1))
+    result = app.test_cli_runner().invoke(args=["jobs", "run-periodic"])
+    assert result.exit_code == 0, result.output
+    assert "expire_approvals: 1" in result.output
+    assert stored(db, approval_id).status == "expired"
+    audited = (
+        db.session.execute(db.select(AuditEvent).where(AuditEvent.event_type == "approval.expired"))
+        .scalars()
+        .all()
+    )
+    assert [str(a.approval_id) for a in audited] == [approval_id]
