@@ -19,6 +19,15 @@ audit_cli = AppGroup("audit", help="The audit log.")
 jobs_cli = AppGroup("jobs", help="Background jobs.")
 
 
+@jobs_cli.command("run-periodic")
+def run_periodic() -> None:
+    """Run one pass of every periodic job inline (for cron when there is no Redis worker)."""
+    from nhi import periodic
+
+    for name, result in periodic.run_all().items():
+        click.echo(f"{name}: {result}")
+
+
 @users_cli.command("create")
 @click.option("--email", required=True)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
@@ -66,15 +75,7 @@ def seal(tenant_id: uuid.UUID) -> None:
     click.echo(f"sealed {audit_svc.seal_chain(tenant_id)} event(s)")
 
 
-@jobs_cli.command("run-periodic")
-def run_periodic() -> None:
-    """Run one pass of every periodic job inline (for cron when there is no Redis worker)."""
-    from nhi import periodic
-
-    for name, result in periodic.run_all().items():
-        click.echo(f"{name}: {result}")
-
-
 def register(app: Flask) -> None:
-    for group in (users_cli, tokens_cli, audit_cli, jobs_cli):
+    for group in (users_cli, tokens_cli, audit_cli):
         app.cli.add_command(group)
+    app.cli.add_command(jobs_cli)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Flask
 
 from nhi.api import audit, auth, health, identities
-from nhi.api import webhooks as webhooks_api
 from nhi.extensions import ProblemApi
 
 
@@ -17,6 +16,8 @@ def register(app: Flask, api: ProblemApi) -> None:
         identities.service_accounts_blp,
         identities.agents_blp,
         audit.blp,
-        webhooks_api.blp,
     ):
         api.register_blueprint(blp)
+    from nhi.api import webhooks
+
+    api.register_blueprint(webhooks.blp)
