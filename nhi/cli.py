@@ -19,6 +19,15 @@ audit_cli = AppGroup("audit", help="The audit log.")
 jobs_cli = AppGroup("jobs", help="Background jobs.")
 
 
+@jobs_cli.command("run-periodic")
+def run_periodic() -> None:
+    """Run one pass of every periodic job inline (for cron when there is no Redis worker)."""
+    from nhi import periodic
+
+    for name, result in periodic.run_all().items():
+        click.echo(f"{name}: {result}")
+
+
 @users_cli.command("create")
 @click.option("--email", required=True)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
@@ -64,15 +73,6 @@ def issue(sub: uuid.UUID, tenant_id: uuid.UUID, roles: tuple[str, ...], ttl_seco
 def seal(tenant_id: uuid.UUID) -> None:
     """Link pending audit events of a tenant into its hash chain."""
     click.echo(f"sealed {audit_svc.seal_chain(tenant_id)} event(s)")
-
-
-@jobs_cli.command("run-periodic")
-def run_periodic() -> None:
-    """Run one pass of every periodic job inline (for cron when there is no Redis worker)."""
-    from nhi import periodic
-
-    for name, result in periodic.run_all().items():
-        click.echo(f"{name}: {result}")
 
 
 @click.command("demo")

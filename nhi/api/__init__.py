@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from nhi.api import agent_authz, approvals, audit, auth, health, identities, tools
-from nhi.api import webhooks as webhooks_api
+from nhi.api import agent_authz, approvals, audit, auth, health, identities, tools, webhooks
 from nhi.extensions import ProblemApi
 
 
@@ -20,6 +19,6 @@ def register(app: Flask, api: ProblemApi) -> None:
         tools.blp,
         approvals.blp,
         audit.blp,
-        webhooks_api.blp,
+        webhooks.blp,
     ):
         api.register_blueprint(blp)

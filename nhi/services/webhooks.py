@@ -47,32 +47,38 @@ def _allow_private() -> bool:
     return bool(current_app.config.get("WEBHOOK_ALLOW_PRIVATE"))
 
 
-def _check_url(url: str) -> None:
+def _url_problems(url: str) -> list[str]:
     problems = outbound.url_problems(url)
     if not problems:
         reason = outbound.check_target(url, allow_private=_allow_private())
         if reason:
             problems = [f"is not allowed: {reason}"]
-    if problems:
-        raise ValidationFailed(f"url {problems[0]}.", errors={"url": problems})
+    return problems
 
 
-def _check_events(events: list[str]) -> list[str]:
+def _event_problems(events: list[str]) -> list[str]:
     if not events:
-        raise ValidationFailed(
-            "events must name at least one event type.", errors={"events": ["must not be empty"]}
-        )
+        return ["must not be empty"]
     if "*" in events and len(events) > 1:
-        raise ValidationFailed(
-            "events: '*' stands alone.", errors={"events": ["'*' cannot be combined"]}
-        )
+        return ["'*' cannot be combined with event types"]
     unknown = sorted({e for e in events if e != "*" and e not in EVENT_TYPES})
-    if unknown:
-        raise ValidationFailed(
-            f"Unknown event type(s): {', '.join(unknown)}.",
-            errors={"events": [f"unknown event type {e!r}" for e in unknown]},
-        )
-    return list(dict.fromkeys(events))
+    return [f"unknown event type {e!r}" for e in unknown]
+
+
+def _validate(data: dict[str, Any]) -> dict[str, Any]:
+    """Check url and events (whichever are present), reporting every bad field at once; returns
+    ``data`` with the event list de-duplicated. Raises ValidationFailed."""
+    errors: dict[str, list[str]] = {}
+    if "url" in data and (problems := _url_problems(data["url"])):
+        errors["url"] = problems
+    if "events" in data and (problems := _event_problems(data["events"])):
+        errors["events"] = problems
+    if errors:
+        field, problems = next(iter(errors.items()))
+        raise ValidationFailed(f"{field} {problems[0]}.", errors=errors)
+    if "events" in data:
+        data = {**data, "events": list(dict.fromkeys(data["events"]))}
+    return data
 
 
 def _snapshot(sub: WebhookSubscription) -> dict[str, Any]:
@@ -94,8 +100,8 @@ def get_subscription(tenant_id: uuid.UUID, subscription_id: uuid.UUID) -> Webhoo
 
 def create_subscription(actor: Principal, data: dict[str, Any]) -> CreatedSubscription:
     """Register an endpoint. Raises ValidationFailed (url, events). Sends nothing."""
-    _check_url(data["url"])
-    events = _check_events(data["events"])
+    data = _validate(data)
+    events = data["events"]
     secret = new_secret()
     now = clock.now()
     sub = WebhookSubscription(
@@ -139,10 +145,7 @@ def update_subscription(
 ) -> WebhookSubscription:
     """Partial update of url, events, description, active. Re-enabling clears the reason."""
     sub = get_subscription(actor.tenant_id, subscription_id)
-    if "url" in changes:
-        _check_url(changes["url"])
-    if "events" in changes:
-        changes = {**changes, "events": _check_events(changes["events"])}
+    changes = _validate(changes)
     before = {k: getattr(sub, k) for k in changes}
     for key, value in changes.items():
         setattr(sub, key, value)

@@ -105,6 +105,15 @@ def test_bad_subscriptions_are_422_with_the_field(client, admin, db, body, field
     assert db.session.execute(db.select(WebhookSubscription)).first() is None
 
 
+def test_every_bad_field_is_reported_at_once(client, admin):
+    body = {"url": "gopher://x", "events": ["nope"], "description": "d" * 600}
+    errors = assert_problem(client.post("/nhi/webhooks", headers=admin, json=body), 422)["errors"]
+    assert "description" in errors  # schema errors come first
+    body.pop("description")
+    errors = assert_problem(client.post("/nhi/webhooks", headers=admin, json=body), 422)["errors"]
+    assert set(errors) == {"url", "events"}
+
+
 def test_patch_validates_and_toggles_active(client, admin, db):
     sub = _subscribe(client, admin, "https://hooks.example.com/a")
     url = f"/nhi/webhooks/{sub['id']}"

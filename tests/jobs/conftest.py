@@ -37,6 +37,17 @@ JOB_SETTINGS: dict[str, Any] = {
 }
 
 
+_LOGS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _remove_worker_logs() -> Iterator[None]:
+    yield
+    while _LOGS:
+        with contextlib.suppress(OSError):
+            os.unlink(_LOGS.pop())
+
+
 def _ping(url: str) -> bool:
     try:
         return bool(Redis.from_url(url, socket_connect_timeout=2).ping())
@@ -100,6 +111,7 @@ def start_worker(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
             start_new_session=True,  # its own process group: the test can kill it
         )
     proc.log_path = log_path  # type: ignore[attr-defined]
+    _LOGS.append(log_path)
     return proc
 
 
