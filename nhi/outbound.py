@@ -8,10 +8,12 @@ connect and read time and the total duration, and reads at most ``max_bytes`` of
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -43,10 +45,30 @@ def url_problems(url: str) -> list[str]:
     return []
 
 
+# IPv6 ranges that carry an IPv4 address inside (NAT64, 6to4, IPv4-compatible, SIIT): the
+# embedded address is what such a packet may end up reaching, so it is checked too.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_COMPAT = (ipaddress.ip_network("::/96"), ipaddress.ip_network("::ffff:0:0:0/96"))
+_SITE_LOCAL = ipaddress.ip_network("fec0::/10")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if any(ip in net for net in (*_NAT64, *_COMPAT)):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def _allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    mapped = getattr(ip, "ipv4_mapped", None)
-    if mapped is not None:
-        ip = mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _SITE_LOCAL:
+            return False
+        inner = _embedded_ipv4(ip)
+        if inner is not None:
+            return inner.is_global and not inner.is_multicast
     return ip.is_global and not ip.is_multicast
 
 
@@ -105,10 +127,67 @@ class Limits:
     allow_private: bool = False
 
 
-def _connect(host: str, port: int, scheme: str, limits: Limits) -> socket.socket:
+def _resolve_within(host: str, port: int, limits: Limits) -> list[tuple[int, str]]:
+    """``resolve`` bounded by the connect timeout (the resolver itself has no timeout)."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(resolve(host, port, allow_private=limits.allow_private))
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True, name="nhi-webhook-dns")
+    worker.start()
+    worker.join(limits.connect_timeout)
+    if not outcome:
+        raise TimeoutError(f"DNS lookup of {host} timed out")
+    found = outcome[0]
+    if isinstance(found, BaseException):
+        raise found
+    return found  # type: ignore[return-value]
+
+
+class _Deadline:
+    """Closes the connection's socket when the whole attempt's time is up, so that no read
+    (headers, a dripping body, a TLS handshake) can outlive it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sock = sock
+            if self.expired:
+                self._kill()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.expired = True
+            self._kill()
+
+    def _kill(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+            self._sock.close()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _connect(
+    host: str, port: int, scheme: str, limits: Limits, deadline: _Deadline
+) -> socket.socket:
     last: OSError | None = None
-    for family, address in resolve(host, port, allow_private=limits.allow_private):
+    for family, address in _resolve_within(host, port, limits):
         sock = socket.socket(family, socket.SOCK_STREAM)
+        deadline.watch(sock)
         sock.settimeout(limits.connect_timeout)
         try:
             target = (address, port, 0, 0) if family == socket.AF_INET6 else (address, port)
@@ -119,14 +198,17 @@ def _connect(host: str, port: int, scheme: str, limits: Limits) -> socket.socket
             continue
         sock.settimeout(limits.read_timeout)
         if scheme == "https":
-            return ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+            tls = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+            deadline.watch(tls)
+            return tls
         return sock
     raise last or OSError(f"could not connect to {host}")
 
 
 def post(url: str, body: bytes, headers: dict[str, str], limits: Limits) -> Response:
-    """POST ``body`` to ``url`` once. Never raises for network or HTTP problems: the outcome is
-    in the returned Response (``status`` None when no HTTP answer was read)."""
+    """POST ``body`` to ``url`` once, in at most connect_timeout + read_timeout seconds overall
+    (DNS, connect, TLS, headers and body together). Never raises for network or HTTP problems:
+    the outcome is in the returned Response (``status`` None when no HTTP answer was read)."""
     started = time.monotonic()
     result = Response()
     parts = urlsplit(url)
@@ -134,29 +216,35 @@ def post(url: str, body: bytes, headers: dict[str, str], limits: Limits) -> Resp
     port = parts.port or (443 if parts.scheme == "https" else 80)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     conn = http.client.HTTPConnection(host, port, timeout=limits.read_timeout)
+    deadline = _Deadline(limits.connect_timeout + limits.read_timeout)
     try:
-        conn.sock = _connect(host, port, parts.scheme, limits)
+        conn.sock = _connect(host, port, parts.scheme, limits, deadline)
         conn.request("POST", path, body=body, headers=headers)
         resp = conn.getresponse()
         result.status = resp.status
         result.headers = {k.lower(): v for k, v in resp.getheaders()}
-        deadline = started + limits.connect_timeout + limits.read_timeout
         chunks: list[bytes] = []
         remaining = limits.max_bytes
-        while remaining > 0 and time.monotonic() < deadline:
-            chunk = resp.read(min(8192, remaining))
+        while remaining > 0:
+            chunk = resp.read1(min(8192, remaining))
             if not chunk:
                 break
             chunks.append(chunk)
             remaining -= len(chunk)
         result.body = b"".join(chunks)
+        if deadline.expired:  # the socket was closed under a dripping body
+            result.error = "timed out (the attempt's overall deadline passed)"
     except TargetRefused as exc:
         result.error, result.refused = str(exc), True
     except TimeoutError:
         result.error = "timed out"
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        result.error = f"{type(exc).__name__}: {exc}"[:300]
+        if deadline.expired:
+            result.error = "timed out (the attempt's overall deadline passed)"
+        else:
+            result.error = f"{type(exc).__name__}: {exc}"[:300]
     finally:
+        deadline.cancel()
         conn.close()
         result.duration_ms = int((time.monotonic() - started) * 1000)
     return result

@@ -45,7 +45,13 @@ def install_listeners() -> None:
         return
     sa.event.listen(Session, "after_flush", _after_flush)
     sa.event.listen(Session, "after_commit", _after_commit)
-    sa.event.listen(Session, "after_soft_rollback", lambda s, _t: _after_rollback(s))
+    # Only a rollback of the outer transaction discards flushed outbox rows; a savepoint rolled
+    # back (a lost insert race) leaves the rows flushed before it in place.
+    sa.event.listen(
+        Session,
+        "after_soft_rollback",
+        lambda s, previous: None if previous.nested else _after_rollback(s),
+    )
     _installed = True
 
 

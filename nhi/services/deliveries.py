@@ -108,8 +108,10 @@ def lease_seconds() -> float:
     return sum(float(_cfg(k)) for k in keys)
 
 
-def _claim(delivery_id: uuid.UUID, now: datetime) -> bool:
-    result = db.session.execute(
+def _claim(delivery_id: uuid.UUID, now: datetime) -> int | None:
+    """Take the delivery for one attempt; returns the attempt's number (its ownership token:
+    only that attempt may record an outcome), or None when it is not due or owned by another."""
+    row = db.session.execute(
         sa.update(WebhookDelivery)
         .where(
             WebhookDelivery.id == delivery_id,
@@ -127,10 +129,25 @@ def _claim(delivery_id: uuid.UUID, now: datetime) -> bool:
             round_attempts=WebhookDelivery.round_attempts + 1,
             last_attempt_at=now,
         )
+        .returning(WebhookDelivery.attempts, WebhookDelivery.round_attempts)
         .execution_options(synchronize_session=False)
-    )
+    ).first()
+    if row is not None and row.round_attempts > int(_cfg("WEBHOOK_MAX_ATTEMPTS")):
+        # Attempts that never reported back (workers killed mid-send) count too: stop here.
+        delivery = db.session.get(WebhookDelivery, delivery_id, populate_existing=True)
+        if delivery is not None:
+            error = "no outcome was recorded for the last attempts (worker lost)"
+            _finish(delivery, "failed", None, error, now)
+            _disable(
+                delivery.subscription_id,
+                f"delivery {delivery.id} reached {delivery.round_attempts - 1} attempts "
+                f"without success; last error: {delivery.last_error or error}",
+                now,
+            )
+        db.session.commit()
+        return None
     db.session.commit()
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return None if row is None else int(row.attempts)
 
 
 def _sign(secrets_: list[str], msg_id: str, timestamp: int, body: bytes) -> str:
@@ -174,11 +191,13 @@ def attempt(delivery_id: uuid.UUID) -> str:
     due, or claimed by another attempt. Network and HTTP failures are outcomes (recorded, retried
     later), not exceptions."""
     now = clock.now()
-    if not _claim(delivery_id, now):
+    claimed = _claim(delivery_id, now)
+    if claimed is None:
         if not _slightly_early(delivery_id):
             return "skipped"
         now = clock.now()
-        if not _claim(delivery_id, now):
+        claimed = _claim(delivery_id, now)
+        if claimed is None:
             return "skipped"
     delivery = db.session.get(WebhookDelivery, delivery_id)
     if delivery is None:
@@ -207,7 +226,7 @@ def attempt(delivery_id: uuid.UUID) -> str:
         allow_private=bool(_cfg("WEBHOOK_ALLOW_PRIVATE")),
     )
     response = outbound.post(url, body, headers, limits)
-    status = _record(delivery_id, response)
+    status = _record(delivery_id, response, claimed)
     return "unreachable" if status == "pending" and response.status is None else status
 
 
@@ -255,10 +274,13 @@ def _finish(
     delivery.attempt_log = [*(delivery.attempt_log or []), entry][-LOG_KEEP:]
 
 
-def _record(delivery_id: uuid.UUID, response: outbound.Response) -> str:
+def _record(delivery_id: uuid.UUID, response: outbound.Response, claimed: int) -> str:
     now = clock.now()
-    delivery = db.session.get(WebhookDelivery, delivery_id, populate_existing=True)
-    if delivery is None or delivery.status != "sending":
+    delivery = db.session.get(
+        WebhookDelivery, delivery_id, populate_existing=True, with_for_update=True
+    )
+    if delivery is None or delivery.status != "sending" or delivery.attempts != claimed:
+        # The claim lapsed and a newer attempt owns the row: its outcome is the one recorded.
         db.session.commit()
         return "skipped"
     code, ms = response.status, response.duration_ms

@@ -44,21 +44,35 @@ def _redis_available() -> bool:
 
 
 def _start(database_uri: str, redis_url: str | None) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    """A gunicorn on a free port, healthy; another process may take the port between the probe
+    and the bind, so a start that dies is retried on a new port."""
     env = {
         **os.environ,
         "NHI_SQLALCHEMY_DATABASE_URI": database_uri,
         "NHI_JWT_SECRET_KEY": JWT_SECRET,
         "NHI_REDIS_URL": redis_url or "",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "app:app"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return proc, f"http://127.0.0.1:{port}"
+    for _attempt in range(3):
+        port = _free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "app:app"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    return proc, url
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        proc.kill()
+        proc.wait()
+    raise RuntimeError("gunicorn did not start")
 
 
 @dataclass

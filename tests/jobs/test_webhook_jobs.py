@@ -244,7 +244,14 @@ def test_worker_registers_periodic_jobs_and_stops_on_sigterm(rq_app, database_ur
         for p in periodic.PERIODIC:
             ttl = conn.ttl(f"nhi:periodic:{p.name}")
             assert 0 < ttl <= p.interval
-        time.sleep(0.5)
+        # Signal only once RQ has installed its SIGTERM handler (it does so before idling).
+        from rq import Worker
+
+        while not any(w.get_state() == "idle" for w in Worker.all(connection=conn)):
+            assert proc.poll() is None, "the worker exited during start-up"
+            assert time.monotonic() < deadline + 20, "the worker never became idle"
+            time.sleep(0.1)
+        time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
     finally:
