@@ -59,3 +59,11 @@ class TimestampMixin:
 
 def as_dict(row: Any, *names: str) -> dict[str, Any]:
     return {n: getattr(row, n) for n in names}
+
+
+def contains_text(term: str, *columns: Any) -> sa.ColumnElement[bool]:
+    """Case-insensitive substring match of ``term`` in any of ``columns``; LIKE wildcards in the
+    term are literal characters."""
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    return sa.or_(*(column.ilike(pattern, escape="\\") for column in columns))

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from nhi import clock
 from nhi.errors import Conflict, NotFound, ValidationFailed
 from nhi.extensions import db
+from nhi.models.base import contains_text
 from nhi.models.identities import (
     RISK_LEVELS,
     STATUSES,
@@ -164,14 +165,7 @@ def list_identities(
     if filters.owner_id:
         conds.append(Identity.owner_id == filters.owner_id)
     if filters.search:
-        escaped = filters.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped}%"
-        conds.append(
-            sa.or_(
-                Identity.name.ilike(pattern, escape="\\"),
-                Identity.description.ilike(pattern, escape="\\"),
-            )
-        )
+        conds.append(contains_text(filters.search, Identity.name, Identity.description))
     total = db.session.execute(
         db.select(sa.func.count()).select_from(Identity).where(*conds)
     ).scalar_one()

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from nhi import clock
 from nhi.errors import Conflict, NotFound, ValidationFailed
 from nhi.extensions import db
+from nhi.models.base import contains_text
 from nhi.models.tools import Tool, ToolCatalogVersion
 from nhi.principal import Principal
 from nhi.services import audit
@@ -144,14 +145,7 @@ def list_tools(
     if filters.requires_approval is not None:
         conds.append(Tool.requires_approval.is_(filters.requires_approval))
     if filters.search:
-        escaped = filters.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped}%"
-        conds.append(
-            sa.or_(
-                Tool.name.ilike(pattern, escape="\\"),
-                Tool.description.ilike(pattern, escape="\\"),
-            )
-        )
+        conds.append(contains_text(filters.search, Tool.name, Tool.description))
     total = db.session.execute(
         sa.select(sa.func.count()).select_from(Tool).where(*conds)
     ).scalar_one()
