@@ -185,11 +185,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def live_server(
-    app: Flask, database_uri: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """The app served by gunicorn (2 worker processes) on the test database; yields its URL."""
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def start_server(
+    database_uri: str,
+    *,
+    redis_url: str | None = None,
+    threads: int = 1,
+    log_path: Any = None,
+) -> tuple[Any, str]:
+    """``gunicorn app:app`` with two worker processes on the test database, healthy, and its
+    URL. Another process may take the probed port before gunicorn binds it, so a start that
+    dies is retried on a new port. The log goes to a file (or nowhere): a pipe nobody reads
+    would fill up and stall the server."""
     import subprocess
     import sys
     import time
@@ -200,14 +209,12 @@ def live_server(
         "NHI_SQLALCHEMY_DATABASE_URI": database_uri,
         "NHI_JWT_SECRET_KEY": JWT_SECRET,
         "NHI_LOG_LEVEL": "WARNING",
+        "NHI_REDIS_URL": redis_url or "",
     }
-    env.pop("NHI_REDIS_URL", None)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    # The server's log goes to a file: a pipe nobody reads would fill up and stall the server.
-    log_path = tmp_path_factory.mktemp("live") / "gunicorn.log"
-    for _attempt in range(3):  # another process may take the port between probe and bind
+    for _attempt in range(3):
         port = _free_port()
-        with open(log_path, "ab") as log:
+        log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
             proc = subprocess.Popen(
                 [
                     sys.executable,
@@ -216,34 +223,68 @@ def live_server(
                     "-w",
                     "2",
                     "--threads",
-                    "4",
+                    str(threads),
                     "-b",
                     f"127.0.0.1:{port}",
                     "app:app",
                 ],
-                cwd=root,
+                cwd=ROOT,
                 env=env,
                 stdout=log,
                 stderr=log,
             )
+        finally:
+            if log_path:
+                log.close()  # type: ignore[union-attr]
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while proc.poll() is None and time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                    break
+                    return proc, url
             except OSError:
-                time.sleep(0.2)
-        else:
-            proc.kill()
-            proc.wait()
-            continue
-        break
-    else:
-        raise RuntimeError(f"live server did not start: {log_path.read_text()[-2000:]}")
-    yield url
+                time.sleep(0.1)
+        proc.kill()
+        proc.wait()
+    raise RuntimeError(f"gunicorn did not start (log: {log_path})")
+
+
+def stop_server(proc: Any) -> None:
+    import subprocess
+
     proc.terminate()
     try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.wait()
+
+
+def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run every call on its own thread, all released at once by a barrier; results in order."""
+    import threading
+
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(i: int, call: Callable[[], Any]) -> None:
+        barrier.wait()
+        results[i] = call()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    app: Flask, database_uri: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The app served by gunicorn (2 processes, 4 threads each) on the test database."""
+    log_path = tmp_path_factory.mktemp("live") / "gunicorn.log"
+    proc, url = start_server(database_uri, threads=4, log_path=log_path)
+    yield url
+    stop_server(proc)

@@ -15,7 +15,7 @@ import redis
 from nhi import clock
 from nhi.models import Approval, AuditEvent, OutboxEvent
 from tests.authz_helpers import decide, grant, make_agent, make_tool
-from tests.conftest import REQUIRE_SERVICES, assert_problem
+from tests.conftest import REQUIRE_SERVICES, assert_problem, run_together
 
 PARAMS = {"query": "select 1", "database": "analytics"}
 
@@ -199,7 +199,6 @@ def test_tool_without_approval_is_authorized_directly(client, admin, db):
 def test_concurrent_identical_calls_share_one_pending_approval(
     rate_limit, app, database_uri, client, admin, db
 ):
-    import threading
 
     from flask import Flask
 
@@ -217,24 +216,16 @@ def test_concurrent_identical_calls_share_one_pending_approval(
             pytest.skip("Redis not reachable")
         target = create_app({**base_config(database_uri), "REDIS_URL": redis_url})
     agent, _ = setup_tool_agent(client, admin)
-    barrier = threading.Barrier(8)
-    results: list[dict] = []
 
-    def call() -> None:
-        local = target.test_client()
-        barrier.wait()
-        resp = local.post(
+    def call() -> dict:
+        resp = target.test_client().post(
             f"/nhi/agents/{agent['id']}/authorize",
             json={"tool": "sql-query", "parameters": PARAMS},
             headers=admin,
         )
-        results.append(resp.get_json() | {"status": resp.status_code})
+        return resp.get_json() | {"status": resp.status_code}
 
-    threads = [threading.Thread(target=call) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_together([call] * 8)
     assert [r["status"] for r in results] == [200] * 8
     assert all(r["requires_approval"] for r in results)
     rows = approvals(db)

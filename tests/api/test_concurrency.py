@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import threading
+import functools
 import uuid
 from collections import Counter
 from typing import Any
 
 from nhi.models import AuditEvent, Identity
+from tests.conftest import run_together
 
 
 def _race(app: Any, calls: list[tuple[str, str, dict[str, Any], dict[str, str]]]) -> list[int]:
-    barrier = threading.Barrier(len(calls))
-    results: list[int] = [0] * len(calls)
+    """Each (method, url, body, headers) from its own test client, all released at once."""
 
-    def run(i: int, method: str, url: str, body: dict[str, Any], headers: dict[str, str]) -> None:
-        client = app.test_client()
-        barrier.wait()
-        results[i] = client.open(url, method=method, json=body, headers=headers).status_code
+    def request(method: str, url: str, body: dict[str, Any], headers: dict[str, str]) -> int:
+        return app.test_client().open(url, method=method, json=body, headers=headers).status_code
 
-    threads = [threading.Thread(target=run, args=(i, *c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
+    return run_together([functools.partial(request, *c) for c in calls])
 
 
 def test_concurrent_suspends_have_one_winner(app, client, admin, db):

@@ -15,6 +15,7 @@ import requests
 from nhi.models import AuditEvent
 from nhi.models.approvals import Approval
 from tests.authz_helpers import grant, make_agent, make_tool
+from tests.conftest import run_together
 
 pytestmark = pytest.mark.e2e
 PARAMS = {"query": "SELECT region, sum(total) FROM sales GROUP BY 1", "database": "analytics"}
@@ -49,22 +50,6 @@ def _authorize(url: str, loop: dict[str, Any], **ctx: Any) -> dict[str, Any]:
     )
     assert resp.status_code == 200, resp.text
     return resp.json()
-
-
-def _parallel(calls: list[Any]) -> list[Any]:
-    barrier = threading.Barrier(len(calls))
-    out: list[Any] = [None] * len(calls)
-
-    def run(i: int, fn: Any) -> None:
-        barrier.wait()
-        out[i] = fn()
-
-    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
 
 
 def test_sequence_of_the_guide_over_http(live_server, loop):
@@ -131,7 +116,7 @@ def test_approve_and_deny_race_has_one_winner(live_server, loop, db):
             timeout=10,
             json={"reason": "race"},
         )
-        codes = [r.status_code for r in _parallel([approve, deny])]
+        codes = [r.status_code for r in run_together([approve, deny])]
         assert sorted(codes) == [200, 409], codes
         db.session.expire_all()
         row = db.session.get(Approval, uuid.UUID(approval_id))
@@ -161,7 +146,7 @@ def test_an_approval_is_used_once_under_concurrent_authorize(live_server, loop, 
             ).status_code
             == 200
         )
-        results = _parallel([lambda: _authorize(live_server, loop) for _ in range(4)])
+        results = run_together([lambda: _authorize(live_server, loop) for _ in range(4)])
         outcomes = Counter(r["authorized"] for r in results)
         assert outcomes == Counter({True: 1, False: 3}), results
         winners = [r for r in results if r["authorized"]]

@@ -3,12 +3,8 @@ each) share the test database; 32 concurrent calls against a limit of 10 admit e
 
 from __future__ import annotations
 
+import functools
 import os
-import socket
-import subprocess
-import sys
-import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -21,7 +17,7 @@ import requests
 
 from nhi.models import AuditEvent, RateLimitHit
 from tests.authz_helpers import grant, make_agent
-from tests.conftest import JWT_SECRET, REQUIRE_SERVICES
+from tests.conftest import REQUIRE_SERVICES, run_together, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("NHI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -30,49 +26,11 @@ READ = {"resource": "database:analytics", "action": "read"}
 pytestmark = pytest.mark.e2e
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _redis_available() -> bool:
     try:
         return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
     except redis.RedisError:
         return False
-
-
-def _start(database_uri: str, redis_url: str | None) -> tuple[subprocess.Popen[bytes], str]:
-    """A gunicorn on a free port, healthy; another process may take the port between the probe
-    and the bind, so a start that dies is retried on a new port."""
-    env = {
-        **os.environ,
-        "NHI_SQLALCHEMY_DATABASE_URI": database_uri,
-        "NHI_JWT_SECRET_KEY": JWT_SECRET,
-        "NHI_REDIS_URL": redis_url or "",
-    }
-    for _attempt in range(3):
-        port = _free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "app:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    return proc, url
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        proc.kill()
-        proc.wait()
-    raise RuntimeError("gunicorn did not start")
 
 
 @dataclass
@@ -90,47 +48,20 @@ def servers(request: pytest.FixtureRequest, app, database_uri: str) -> Iterator[
                 pytest.fail("Redis is required (NHI_TEST_REQUIRE_SERVICES) but not reachable")
             pytest.skip("Redis not reachable")
         redis_url = REDIS_URL
-    started = [_start(database_uri, redis_url) for _ in range(2)]
+    started = [start_server(database_uri, redis_url=redis_url) for _ in range(2)]
     try:
-        for proc, url in started:
-            deadline = time.monotonic() + 30
-            while True:
-                assert proc.poll() is None, "gunicorn exited during start-up"
-                try:
-                    if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                assert time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.1)
         yield Servers(request.param, [url for _, url in started])
     finally:
         for proc, _ in started:
-            proc.terminate()
-        for proc, _ in started:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_server(proc)
 
 
 def _burst(urls: list[str], agent_id: str, headers: dict[str, str], n: int) -> list[int]:
-    barrier = threading.Barrier(n)
-    codes = [0] * n
-
-    def call(i: int) -> None:
-        session = requests.Session()
+    def call(i: int) -> int:
         url = f"{urls[i % len(urls)]}/nhi/agents/{agent_id}/authorize"
-        barrier.wait()
-        codes[i] = session.post(url, json=READ, headers=headers, timeout=60).status_code
+        return requests.Session().post(url, json=READ, headers=headers, timeout=60).status_code
 
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return codes
+    return run_together([functools.partial(call, i) for i in range(n)])
 
 
 def test_32_concurrent_calls_against_a_limit_of_10_admit_exactly_10(
