@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-from flask import Blueprint, current_app
+from flask import Blueprint
 
-from nhi.extensions import db
 from nhi.jobs import redis_connection
+from nhi.services import readiness
 
 bp = Blueprint("health", __name__)
 
@@ -20,22 +19,6 @@ def healthz() -> dict[str, Any]:
 
 @bp.get("/readyz")
 def readyz() -> tuple[dict[str, Any], int]:
-    checks: dict[str, str] = {}
-    try:
-        db.session.execute(sa.text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:  # any failure means "not ready"; the reason is logged, not shown
-        current_app.logger.warning("readiness: database check failed: %s", exc)
-        checks["database"] = "unavailable"
-    finally:
-        db.session.rollback()
-    conn = redis_connection()
-    if conn is not None:
-        try:
-            conn.ping()
-            checks["redis"] = "ok"
-        except Exception as exc:
-            current_app.logger.warning("readiness: redis check failed: %s", exc)
-            checks["redis"] = "unavailable"
+    checks = readiness.check(redis_connection())
     ready = all(v == "ok" for v in checks.values())
     return {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503

@@ -58,6 +58,8 @@ def _select_views(now: datetime) -> Any:
         )
         .outerjoin(Identity, Identity.id == Approval.agent_id)
         .outerjoin(Tool, sa.and_(Tool.tenant_id == Approval.tenant_id, Tool.name == Approval.tool))
+        # Decisions are conditional UPDATEs that bypass the identity map: always read the row.
+        .execution_options(populate_existing=True)
     )
 
 
@@ -251,23 +253,28 @@ def deny(actor: Principal, approval_id: uuid.UUID, *, reason: str) -> ApprovalVi
     return view
 
 
-def _payload(view: ApprovalView) -> dict[str, Any]:
-    a = view.approval
+def event_payload(approval: Approval, *, status: str, agent_name: str | None) -> dict[str, Any]:
+    """The ``data`` of every ``approval.*`` event (one shape for all four types)."""
     return {
-        "id": a.id,
-        "agent_id": a.agent_id,
-        "agent_name": view.agent_name,
-        "tool": a.tool,
-        "resource": a.resource,
-        "action": a.action,
-        "status": view.status,
-        "requested_by": a.requested_by,
-        "decided_by": a.decided_by,
-        "decided_at": a.decided_at,
-        "reason": a.reason,
-        "conditions": a.conditions,
-        "expires_at": a.expires_at,
+        "id": approval.id,
+        "agent_id": approval.agent_id,
+        "agent_name": agent_name,
+        "tool": approval.tool,
+        "resource": approval.resource,
+        "action": approval.action,
+        "status": status,
+        "requested_by": approval.requested_by,
+        "requested_at": approval.requested_at,
+        "decided_by": approval.decided_by,
+        "decided_at": approval.decided_at,
+        "reason": approval.reason,
+        "conditions": approval.conditions,
+        "expires_at": approval.expires_at,
     }
+
+
+def _payload(view: ApprovalView) -> dict[str, Any]:
+    return event_payload(view.approval, status=view.status, agent_name=view.agent_name)
 
 
 def _record(actor: Principal, view: ApprovalView, event_type: str) -> None:
@@ -289,20 +296,24 @@ def _record(actor: Principal, view: ApprovalView, event_type: str) -> None:
 def announce_expired(rows: Any) -> None:
     """Audit and emit ``approval.expired`` for ``(id, tenant_id)`` rows just flipped to expired,
     in the caller's transaction."""
-    for approval_id, tenant_id in rows:
-        view = get_approval(tenant_id, approval_id)
+    ids = [approval_id for approval_id, _tenant_id in rows]
+    if not ids:
+        return
+    views = db.session.execute(_select_views(clock.now()).where(Approval.id.in_(ids))).all()
+    for view in map(_view, views):
+        a = view.approval
         audit.record(
-            Principal.system(tenant_id),
+            Principal.system(a.tenant_id),
             "approval.expired",
-            nhi_id=view.approval.agent_id,
-            resource=view.approval.resource,
-            action=view.approval.action,
-            approval_id=approval_id,
+            nhi_id=a.agent_id,
+            resource=a.resource,
+            action=a.action,
+            approval_id=a.id,
             reason="expired before it was decided"
-            if view.approval.decided_at is None
+            if a.decided_at is None
             else "approved but not used in time",
         )
-        events.emit(tenant_id, "approval.expired", _payload(view))
+        events.emit(a.tenant_id, "approval.expired", _payload(view))
 
 
 def expire_due(now: datetime | None = None, batch: int = 500) -> int:

@@ -14,10 +14,11 @@ from sqlalchemy.exc import IntegrityError
 
 from nhi.extensions import db
 from nhi.models.approvals import Approval
+from nhi.models.identities import Identity
 from nhi.principal import Principal
 from nhi.serialization import jsonable
 from nhi.services import audit, events
-from nhi.services.approval_decisions import announce_expired
+from nhi.services.approval_decisions import announce_expired, event_payload
 from nhi.services.decision import AuthzRequest, Decision, merge_approval_conditions
 
 
@@ -35,20 +36,6 @@ def _key(tenant_id: uuid.UUID, agent_id: uuid.UUID, req: AuthzRequest, digest: s
         Approval.action == req.action,
         Approval.params_hash == digest,
     ]
-
-
-def snapshot(approval: Approval) -> dict[str, Any]:
-    return {
-        "id": approval.id,
-        "agent_id": approval.agent_id,
-        "tool": approval.tool,
-        "resource": approval.resource,
-        "action": approval.action,
-        "status": approval.status,
-        "requested_by": approval.requested_by,
-        "requested_at": approval.requested_at,
-        "expires_at": approval.expires_at,
-    }
 
 
 def resolve(
@@ -195,5 +182,10 @@ def _create(
         reason=decision.approval_source,
         details={"tool": req.tool, "parameters": req.parameters, "context": dict(req.context)},
     )
-    events.emit(actor.tenant_id, "approval.requested", snapshot(approval))
+    agent = db.session.get(Identity, agent_id)
+    events.emit(
+        actor.tenant_id,
+        "approval.requested",
+        event_payload(approval, status="pending", agent_name=agent.name if agent else None),
+    )
     return approval

@@ -126,6 +126,18 @@ def test_the_guides_flow_end_to_end(client, admin, auth, setup, db):
         ).scalars()
     ]
     assert kinds.count("approval.requested") == 2 and kinds.count("approval.approved") == 1
+    payloads = {
+        o.event_type: o.data
+        for o in db.session.execute(db.select(OutboxEvent)).scalars()
+        if o.data.get("id") == approval_id
+    }
+    # every approval.* event carries the same shape
+    assert set(payloads["approval.requested"]) == set(payloads["approval.approved"])
+    assert payloads["approval.requested"]["agent_name"] == setup["agent"]["name"]
+    assert payloads["approval.approved"]["conditions"] == {
+        "max_rows": 1000,
+        "expires_in_minutes": 30,
+    }
     audited = {
         e.event_type
         for e in db.session.execute(
@@ -133,6 +145,11 @@ def test_the_guides_flow_end_to_end(client, admin, auth, setup, db):
         ).scalars()
     }
     assert {"approval.requested", "approval.approved"} <= audited
+    approved_row = db.session.execute(
+        db.select(AuditEvent).where(AuditEvent.event_type == "approval.approved")
+    ).scalar_one()
+    assert approved_row.decision == "approved"
+    assert approved_row.details["conditions"] == {"max_rows": 1000, "expires_in_minutes": 30}
 
 
 def test_deny_shows_the_reason_and_the_next_call_asks_again(client, auth, setup, db):
