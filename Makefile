@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := app
 
-.PHONY: install run demo worker test test-sqlite test-postgres lint fmt bench clean
+.PHONY: install run demo worker test test-sqlite test-postgres screenshots lint fmt bench clean
 
 $(BIN)/flask: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test-sqlite: install
 
 test-postgres: install
 	NHI_TEST_DB=postgresql $(BIN)/pytest -q $(PYTEST_ARGS)
+
+# Re-take the portal screenshots in docs/ from the browser tests (SQLite, headless Chromium).
+screenshots: install
+	NHI_TEST_DB=sqlite NHI_TEST_SCREENSHOTS=1 $(BIN)/pytest -q tests/e2e -k browser
 
 lint: install
 	$(BIN)/ruff check nhi tests app.py worker.py bench
