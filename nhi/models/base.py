@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -67,3 +67,12 @@ def contains_text(term: str, *columns: Any) -> sa.ColumnElement[bool]:
     escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     pattern = f"%{escaped}%"
     return sa.or_(*(column.ilike(pattern, escape="\\") for column in columns))
+
+
+def upsert_insert(model: Any) -> Any:
+    """``INSERT`` for ``model`` in the session's dialect, with ``on_conflict_do_*`` (PostgreSQL
+    and SQLite both have them, each in its own dialect module)."""
+    from nhi.extensions import db
+
+    dialect = db.session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)

@@ -15,11 +15,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from nhi import clock
 from nhi.extensions import db
 from nhi.models.audit import AuditChainHead, AuditEvent
+from nhi.models.base import upsert_insert
 from nhi.principal import Principal
 from nhi.serialization import jsonable
 
@@ -91,10 +91,8 @@ def event_digest(event: AuditEvent, chain_index: int, prev_hash: str) -> str:
 
 
 def _lock_head(tenant_id: uuid.UUID) -> AuditChainHead:
-    dialect = db.session.get_bind().dialect.name
     values = {"tenant_id": tenant_id, "last_index": 0, "last_hash": GENESIS}
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    db.session.execute(insert(AuditChainHead).values(**values).on_conflict_do_nothing())
+    db.session.execute(upsert_insert(AuditChainHead).values(**values).on_conflict_do_nothing())
     return db.session.execute(
         db.select(AuditChainHead)
         .where(AuditChainHead.tenant_id == tenant_id)

@@ -12,10 +12,10 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from nhi import clock
 from nhi.extensions import db
+from nhi.models.base import upsert_insert
 from nhi.models.outbox import OutboxEvent
 from nhi.models.webhooks import WebhookDelivery, WebhookSubscription
 from nhi.services.deliveries import dispatch
@@ -79,9 +79,8 @@ def relay_outbox() -> int:
         ]
         new_ids: list[uuid.UUID] = []
         if rows:
-            insert = postgresql.insert if _dialect() == "postgresql" else sqlite.insert
             stmt = (
-                insert(WebhookDelivery)
+                upsert_insert(WebhookDelivery)
                 .values(rows)
                 .on_conflict_do_nothing(index_elements=["event_id", "subscription_id"])
                 .returning(WebhookDelivery.id)
@@ -96,10 +95,6 @@ def relay_outbox() -> int:
         db.session.commit()
         relayed += len(events)
         dispatch(new_ids)
-
-
-def _dialect() -> str:
-    return db.session.get_bind().dialect.name
 
 
 def _body(event: OutboxEvent) -> dict[str, Any]:

@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from nhi import clock
 from nhi.errors import Conflict, NotFound, ValidationFailed
 from nhi.extensions import db
-from nhi.models.base import contains_text
+from nhi.models.base import contains_text, upsert_insert
 from nhi.models.tools import Tool, ToolCatalogVersion
 from nhi.principal import Principal
 from nhi.services import audit
@@ -40,9 +39,7 @@ class ToolFilters:
 
 
 def _bump_catalog(tenant_id: uuid.UUID) -> None:
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(ToolCatalogVersion).values(tenant_id=tenant_id, version=1)
+    stmt = upsert_insert(ToolCatalogVersion).values(tenant_id=tenant_id, version=1)
     db.session.execute(
         stmt.on_conflict_do_update(
             index_elements=[ToolCatalogVersion.tenant_id],
